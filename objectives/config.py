@@ -1,0 +1,205 @@
+"""Typed configuration of the audio angle task: the array, the bands and one training run.
+
+These dataclasses are plain data. `validate()` raises `InvalidConfig` naming the
+offending key relative to the object, so callers that know the file (the YAML loader)
+can prefix it with the file and the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+SPEED_OF_SOUND = 343.0  # m/s in air at about 20 °C
+
+
+class InvalidConfig(ValueError):
+    """A configuration value is invalid; `key` is the dotted key relative to the object."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """A microphone array. `linear`: n_mics on the x axis, `spacing_m` apart, centred."""
+
+    geometry: str = "linear"
+    n_mics: int = 4
+    # 4.5 cm keeps the array alias-free up to c/(2d) = 3.8 kHz, above the 3 kHz band's top edge.
+    spacing_m: float = 0.045
+
+    def validate(self) -> None:
+        if self.geometry != "linear":
+            raise InvalidConfig("geometry", f"unknown geometry {self.geometry!r}; use 'linear'")
+        if self.n_mics < 2:
+            raise InvalidConfig("n_mics", f"needs at least 2 microphones, got {self.n_mics}")
+        if not self.spacing_m > 0:
+            raise InvalidConfig("spacing_m", f"must be > 0 metres, got {self.spacing_m}")
+
+    @property
+    def alias_free_hz(self) -> float:
+        """Highest frequency with no spatial aliasing: spacing below half a wavelength."""
+        return SPEED_OF_SOUND / (2 * self.spacing_m)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A frequency band: the source is band-limited to [center - width/2, center + width/2]."""
+
+    name: str
+    center_hz: float
+    width_hz: float
+
+    @property
+    def low_hz(self) -> float:
+        return self.center_hz - self.width_hz / 2
+
+    @property
+    def high_hz(self) -> float:
+        return self.center_hz + self.width_hz / 2
+
+    def validate(self, sample_rate: int, array: ArrayConfig) -> None:
+        nyquist = sample_rate / 2
+        if not self.center_hz > 0:
+            raise InvalidConfig("center_hz", f"must be > 0 Hz, got {self.center_hz}")
+        if self.center_hz >= nyquist:
+            raise InvalidConfig(
+                "center_hz",
+                f"{self.center_hz} Hz is at or above Nyquist ({nyquist} Hz for sample_rate "
+                f"{sample_rate}); lower the band or raise task.sample_rate",
+            )
+        if not 0 < self.width_hz < 2 * self.center_hz:
+            raise InvalidConfig(
+                "width_hz", f"must be in (0, 2*center_hz) = (0, {2 * self.center_hz}), got {self.width_hz}"
+            )
+        if self.high_hz >= nyquist:
+            raise InvalidConfig(
+                "width_hz", f"the band's top edge {self.high_hz} Hz reaches Nyquist ({nyquist} Hz)"
+            )
+        if self.high_hz > array.alias_free_hz:
+            raise InvalidConfig(
+                "center_hz",
+                f"the band's top edge {self.high_hz:.0f} Hz is above the array's alias-free limit "
+                f"{array.alias_free_hz:.0f} Hz (spacing {array.spacing_m} m); reduce "
+                "task.array.spacing_m or the band",
+            )
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Everything that determines a band's dataset (and so its cache key)."""
+
+    sample_rate: int = 16000
+    # 4096 samples = 0.26 s at 16 kHz: 15 STFT frames of 512, enough to average phase noise.
+    clip_samples: int = 4096
+    n_fft: int = 512
+    array: ArrayConfig = field(default_factory=ArrayConfig)
+    # 19 angle classes over 0-180 degrees: a linear array cannot tell mirror angles apart.
+    n_angle_bins: int = 19
+    # In-band SNR range; low enough that the 500 Hz band stays well below 100 %.
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    n_train: int = 6000
+    n_val: int = 2000
+    seed: int = 0
+
+    def validate(self) -> None:
+        try:
+            self.array.validate()
+        except InvalidConfig as err:
+            raise InvalidConfig(f"array.{err.key}", err.message) from None
+        if self.sample_rate <= 0:
+            raise InvalidConfig("sample_rate", f"must be > 0, got {self.sample_rate}")
+        if self.n_fft < 16 or self.clip_samples < self.n_fft:
+            raise InvalidConfig("clip_samples", f"must be >= n_fft ({self.n_fft}) and n_fft >= 16")
+        if self.n_angle_bins < 2:
+            raise InvalidConfig("n_angle_bins", f"needs at least 2 classes, got {self.n_angle_bins}")
+        low, high = self.snr_db
+        if low > high:
+            raise InvalidConfig("snr_db", f"low ({low}) > high ({high}); give [low, high]")
+        for key in ("n_train", "n_val"):
+            if getattr(self, key) < 1:
+                raise InvalidConfig(key, f"must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: int = 128
+    dropout: float = 0.1
+
+    def validate(self) -> None:
+        if self.hidden < 1:
+            raise InvalidConfig("hidden", f"must be >= 1, got {self.hidden}")
+        if not 0 <= self.dropout < 1:
+            raise InvalidConfig("dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: the optimizer and its hyperparameters, the schedule and the budget."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    # Hyperparameters of the chosen optimizer only (momentum, beta1, ...); defaults fill the rest.
+    optimizer_params: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 64
+    warmup_epochs: int = 0
+    epochs: int = 10
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def validate(self, n_train: int | None = None) -> None:
+        from objectives.optimizers import validate_optimizer
+
+        validate_optimizer(self.optimizer, self.optimizer_params)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InvalidConfig("lr", f"must be a finite number > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise InvalidConfig("batch_size", f"must be >= 1, got {self.batch_size}")
+        if n_train is not None and self.batch_size > n_train:
+            raise InvalidConfig(
+                "batch_size",
+                f"{self.batch_size} is larger than the training set ({n_train} clips); "
+                "lower it or raise task.n_train",
+            )
+        if self.epochs < 1:
+            raise InvalidConfig("epochs", f"must be >= 1, got {self.epochs}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise InvalidConfig(
+                "warmup_epochs", f"must be in [0, epochs={self.epochs}], got {self.warmup_epochs}"
+            )
+        try:
+            self.model.validate()
+        except InvalidConfig as err:
+            raise InvalidConfig(f"model.{err.key}", err.message) from None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A config dataclass as plain YAML/JSON-friendly data (tuples become lists)."""
+    return _plain(dataclasses.asdict(obj))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def task_from_dict(data: dict[str, Any]) -> TaskConfig:
+    data = dict(data)
+    array = ArrayConfig(**data.pop("array", {}))
+    if "snr_db" in data:
+        data["snr_db"] = tuple(data["snr_db"])
+    return TaskConfig(array=array, **data)
+
+
+def train_from_dict(data: dict[str, Any]) -> TrainConfig:
+    data = dict(data)
+    model = ModelConfig(**data.pop("model", {}))
+    return TrainConfig(model=model, **data)

@@ -1,0 +1,193 @@
+"""Load a study YAML into typed, validated configuration, once, at the boundary.
+
+Unknown keys are errors, never ignored; every error names the file and the key path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from objectives.config import Band, InvalidConfig, ModelConfig, TaskConfig, TrainConfig
+from search import strategies
+from search.errors import BandsearchError
+from search.space import Space, parse_space
+
+TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    trials_per_band: int = 16  # an exact budget per band, across all workers
+    workers: int = 2  # trials in flight at once (all bands together)
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
+    max_retries: int = 2  # re-runs of a trial lost to a crashed worker
+    seed: int = 0  # sampler seed; band i uses seed + i
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None  # None: a share of the GPUs when the cluster has any
+
+    def validate(self) -> None:
+        for key in ("trials_per_band", "workers"):
+            if getattr(self, key) < 1:
+                raise InvalidConfig(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.max_retries < 0:
+            raise InvalidConfig("max_retries", f"must be >= 0, got {self.max_retries}")
+        if self.cpus_per_trial <= 0:
+            raise InvalidConfig("cpus_per_trial", f"must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise InvalidConfig("gpus_per_trial", f"must be >= 0, got {self.gpus_per_trial}")
+        strategies.validate(self.sampler, self.pruner)
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    epochs: int = 10
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+@dataclass(frozen=True)
+class BandPlan:
+    band: Band
+    space: Space
+    space_raw: dict[str, Any]
+
+    def train_config(self, training: TrainingSettings, sampled: Mapping[str, Any]) -> TrainConfig:
+        return TrainConfig(epochs=training.epochs, seed=training.seed, model=training.model, **sampled)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    source: Path
+    search: SearchSettings
+    task: TaskConfig
+    training: TrainingSettings
+    bands: tuple[BandPlan, ...]
+
+    def band(self, name: str) -> BandPlan:
+        for plan in self.bands:
+            if plan.band.name == name:
+                return plan
+        raise BandsearchError(
+            f"{self.source}: no band {name!r}; bands are {[p.band.name for p in self.bands]}"
+        )
+
+
+def build_dataclass(cls: type, data: Any, key: str) -> Any:
+    """Instantiate dataclass `cls` from a mapping, recursing into dataclass fields."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidConfig(key, f"must be a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InvalidConfig(f"{key}.{unknown[0]}", f"unknown key; {key} takes {sorted(fields)}")
+    values = {}
+    for name, value in data.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else fields[name].default
+        if dataclasses.is_dataclass(default):
+            value = build_dataclass(type(default), value, f"{key}.{name}")
+        elif isinstance(default, tuple):
+            if not isinstance(value, list) or len(value) != len(default):
+                raise InvalidConfig(f"{key}.{name}", f"must be a list of {len(default)} values, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidConfig(f"{key}.{name}", f"must be a number, got {value!r}")
+            if isinstance(default, int) and fields[name].type in ("int", int) and not float(value).is_integer():
+                raise InvalidConfig(f"{key}.{name}", f"must be a whole number, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def _checked(key: str, validate: Any) -> None:
+    try:
+        validate()
+    except InvalidConfig as err:
+        raise InvalidConfig(f"{key}.{err.key}", err.message) from None
+
+
+def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: Any) -> tuple[BandPlan, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise InvalidConfig("bands", "must be a non-empty list of bands, e.g. [{center_hz: 500}]")
+    plans, seen = [], set()
+    for i, entry in enumerate(raw):
+        key = f"bands[{i}]"
+        if not isinstance(entry, Mapping):
+            raise InvalidConfig(key, "must be a mapping with center_hz (and optional name, width_hz, space)")
+        unknown = sorted(set(entry) - {"name", "center_hz", "width_hz", "space"})
+        if unknown:
+            raise InvalidConfig(f"{key}.{unknown[0]}", "unknown key; a band takes name, center_hz, width_hz, space")
+        if "center_hz" not in entry:
+            raise InvalidConfig(f"{key}.center_hz", "required: the band's centre frequency in Hz")
+        center = entry["center_hz"]
+        if isinstance(center, bool) or not isinstance(center, (int, float)):
+            raise InvalidConfig(f"{key}.center_hz", f"must be a number, got {center!r}")
+        # Default width: 30 % of the centre, a third of an octave or so.
+        band = Band(
+            name=str(entry.get("name", f"{center:g}")),
+            center_hz=float(center),
+            width_hz=float(entry.get("width_hz", 0.3 * center)),
+        )
+        _checked(key, lambda: band.validate(task.sample_rate, task.array))
+        if band.name in seen:
+            raise InvalidConfig(f"{key}.name", f"duplicate band name {band.name!r}")
+        seen.add(band.name)
+        overrides = entry.get("space") or {}
+        if not isinstance(overrides, Mapping):
+            raise InvalidConfig(f"{key}.space", "must be a mapping of space entries to override")
+        merged = {**space, **overrides}
+        where = f"{key}.space" if overrides else "space"
+        try:
+            parsed = parse_space(merged, task.n_train, training.epochs)
+        except InvalidConfig as err:
+            raise InvalidConfig(f"{where}.{err.key}", err.message) from None
+        plans.append(BandPlan(band=band, space=parsed, space_raw=merged))
+    return tuple(plans)
+
+
+def parse_config(data: Any, source: Path) -> StudyConfig:
+    """Validate already-loaded YAML data; errors name `source` and the key path."""
+    try:
+        if not isinstance(data, Mapping):
+            raise InvalidConfig("(top level)", "must be a mapping with keys " + ", ".join(TOP_LEVEL_KEYS))
+        unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+        if unknown:
+            raise InvalidConfig(unknown[0], f"unknown top-level key; use {', '.join(TOP_LEVEL_KEYS)}")
+        search = build_dataclass(SearchSettings, data.get("search"), "search")
+        _checked("search", search.validate)
+        task = build_dataclass(TaskConfig, data.get("task"), "task")
+        _checked("task", task.validate)
+        training = build_dataclass(TrainingSettings, data.get("training"), "training")
+        if training.epochs < 1:
+            raise InvalidConfig("training.epochs", f"must be >= 1, got {training.epochs}")
+        _checked("training.model", training.model.validate)
+        if "space" not in data:
+            raise InvalidConfig("space", "required: the search space (see spaces/audio_angle.yaml)")
+        if not isinstance(data["space"], Mapping):
+            raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
+        bands = _parse_bands(data.get("bands"), task, training, data["space"])
+    except InvalidConfig as err:
+        raise BandsearchError(f"{source}: {err.key}: {err.message}") from None
+    return StudyConfig(source=source, search=search, task=task, training=training, bands=bands)
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise BandsearchError(f"{path}: cannot read the study file ({err.strerror}); check the path") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise BandsearchError(f"{path}: not valid YAML: {err}") from None
+    return parse_config(data, path)

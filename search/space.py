@@ -1,0 +1,212 @@
+"""Search spaces as data: parse the YAML `space:` mapping and compile it into trial.suggest_* calls.
+
+Shape of a space (every entry optional except `optimizer`):
+
+    optimizer:                      # conditional: each choice has its own hyperparameters
+      sgd: {momentum: {low: 0.8, high: 0.99}, nesterov: {choices: [true, false]}}
+      adam: {beta1: {low: 0.8, high: 0.95}, lr: {low: 1.0e-4, high: 1.0e-2, log: true}}
+    lr: {low: 1.0e-4, high: 0.3, log: true}
+    batch_size: {choices: [32, 64, 128]}
+    warmup_epochs: {low: 0, high: 2}
+
+A value is a range `{low, high, log?, step?}`, a `{choices: [...]}` list, or a plain
+constant. Hyperparameters under an optimizer are sampled only when that optimizer is
+chosen and are named `<optimizer>.<key>` in Optuna, so TPE with group=True models them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import optuna
+
+from objectives.config import InvalidConfig
+from objectives.optimizers import OPTIMIZERS, check_hyperparameter
+
+# Common keys and whether they are integers; optimizer hyperparameters are floats but nesterov.
+COMMON_KEYS = {"lr": float, "batch_size": int, "warmup_epochs": int}
+_INT_KEYS = {"batch_size", "warmup_epochs"}
+
+
+class Param(Protocol):
+    def suggest(self, trial: optuna.Trial, name: str) -> Any: ...
+    def bounds(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float  # int when `integer`
+    high: float
+    log: bool = False
+    step: float | None = None
+    integer: bool = False
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        if self.integer:
+            return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step or 1)
+        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
+
+    def bounds(self) -> list[Any]:
+        return [self.low, self.high]
+
+
+@dataclass(frozen=True)
+class Choice:
+    choices: tuple[Any, ...]
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        return trial.suggest_categorical(name, list(self.choices))
+
+    def bounds(self) -> list[Any]:
+        return list(self.choices)
+
+
+@dataclass(frozen=True)
+class Fixed:
+    value: Any
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        return self.value
+
+    def bounds(self) -> list[Any]:
+        return [self.value]
+
+
+@dataclass(frozen=True)
+class Space:
+    """A parsed space: common parameters plus one branch of parameters per optimizer."""
+
+    common: Mapping[str, Param]
+    optimizers: Mapping[str, Mapping[str, Param]]
+
+    def sample(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Draw one configuration: {optimizer, optimizer_params, lr, batch_size, ...}."""
+        names = list(self.optimizers)
+        optimizer = names[0] if len(names) == 1 else trial.suggest_categorical("optimizer", names)
+        values: dict[str, Any] = {"optimizer": optimizer, "optimizer_params": {}}
+        for key, param in self.common.items():
+            values[key] = param.suggest(trial, key)
+        for key, param in self.optimizers[optimizer].items():
+            value = param.suggest(trial, f"{optimizer}.{key}")
+            if key in COMMON_KEYS:
+                values[key] = value
+            else:
+                values["optimizer_params"][key] = value
+        return values
+
+
+def _number(value: Any, key: str) -> float:
+    """YAML 1.1 reads `1e-4` (no dot) as a string: accept numeric strings too."""
+    if isinstance(value, bool):
+        raise InvalidConfig(key, f"must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidConfig(key, f"must be a number, got {value!r}") from None
+
+
+def parse_param(key: str, raw: Any, integer: bool) -> Param:
+    if not isinstance(raw, Mapping):
+        return Fixed(raw)
+    if "choices" in raw:
+        extra = sorted(set(raw) - {"choices"})
+        if extra:
+            raise InvalidConfig(f"{key}.{extra[0]}", "a choices entry takes only `choices`")
+        choices = raw["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise InvalidConfig(f"{key}.choices", "must be a non-empty list")
+        return Choice(tuple(choices))
+    unknown = sorted(set(raw) - {"low", "high", "log", "step"})
+    if unknown:
+        raise InvalidConfig(
+            f"{key}.{unknown[0]}", "unknown key; a range takes low, high, log, step (or give choices)"
+        )
+    for bound in ("low", "high"):
+        if bound not in raw:
+            raise InvalidConfig(key, f"a range needs `{bound}` (or give `choices`, or a constant)")
+    low, high = _number(raw["low"], f"{key}.low"), _number(raw["high"], f"{key}.high")
+    log = bool(raw.get("log", False))
+    step = _number(raw["step"], f"{key}.step") if raw.get("step") is not None else None
+    if low > high:
+        raise InvalidConfig(key, f"low ({low:g}) > high ({high:g}); make low <= high")
+    if log and low <= 0:
+        raise InvalidConfig(key, f"a log range needs low > 0, got low={low:g}")
+    if log and step is not None:
+        raise InvalidConfig(key, "a log range cannot have a step")
+    if integer and not (low.is_integer() and high.is_integer()):
+        raise InvalidConfig(key, f"must be whole numbers, got low={low:g}, high={high:g}")
+    if integer:
+        return Range(int(low), int(high), log=log, step=int(step) if step else None, integer=True)
+    return Range(low, high, log=log, step=step)
+
+
+def _check_values(key: str, param: Param, check: Any) -> None:
+    for value in param.bounds():
+        try:
+            check(value)
+        except InvalidConfig as err:
+            raise InvalidConfig(key, err.message) from None
+
+
+def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
+    if key == "lr" and not (isinstance(value, (int, float)) and value > 0):
+        raise InvalidConfig(key, f"learning rates must be > 0, got {value!r}")
+    if key == "batch_size":
+        if not isinstance(value, int) or value < 1:
+            raise InvalidConfig(key, f"batch sizes must be whole numbers >= 1, got {value!r}")
+        if value > n_train:
+            raise InvalidConfig(
+                key, f"{value} is larger than the training set ({n_train} clips); lower it or raise task.n_train"
+            )
+    if key == "warmup_epochs" and not (isinstance(value, int) and 0 <= value <= epochs):
+        raise InvalidConfig(key, f"must be whole numbers in [0, training.epochs={epochs}], got {value!r}")
+
+
+def _parse_common(key: str, raw: Any, where: str, n_train: int, epochs: int) -> Param:
+    param = parse_param(where, raw, integer=key in _INT_KEYS)
+    _check_values(where, param, lambda v: _check_common(key, v, n_train, epochs))
+    return param
+
+
+def _parse_optimizers(raw: Any, n_train: int, epochs: int) -> dict[str, dict[str, Param]]:
+    if isinstance(raw, str):
+        raw = {raw: {}}
+    if isinstance(raw, Mapping) and "choices" in raw:
+        raw = {name: {} for name in raw["choices"] or []}
+    if not isinstance(raw, Mapping) or not raw:
+        raise InvalidConfig("optimizer", "give an optimizer name or a non-empty mapping of optimizers")
+    branches: dict[str, dict[str, Param]] = {}
+    for name, entries in raw.items():
+        if name not in OPTIMIZERS:
+            raise InvalidConfig(f"optimizer.{name}", f"unknown optimizer; choose from {sorted(OPTIMIZERS)}")
+        entries = entries or {}
+        if not isinstance(entries, Mapping):
+            raise InvalidConfig(f"optimizer.{name}", "must map hyperparameter names to values or ranges")
+        allowed = set(OPTIMIZERS[name].defaults) | set(COMMON_KEYS)
+        branch: dict[str, Param] = {}
+        for key, value in entries.items():
+            where = f"optimizer.{name}.{key}"
+            if key not in allowed:
+                raise InvalidConfig(where, f"unknown key; {name} takes {sorted(allowed)}")
+            if key in COMMON_KEYS:
+                branch[key] = _parse_common(key, value, where, n_train, epochs)
+            else:
+                branch[key] = parse_param(where, value, integer=False)
+                _check_values(where, branch[key], lambda v, k=key: check_hyperparameter(k, v))
+        branches[name] = branch
+    return branches
+
+
+def parse_space(raw: Any, n_train: int, epochs: int) -> Space:
+    """Parse and validate a `space:` mapping; InvalidConfig keys are relative to it."""
+    if not isinstance(raw, Mapping):
+        raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
+    unknown = sorted(set(raw) - set(COMMON_KEYS) - {"optimizer"})
+    if unknown:
+        raise InvalidConfig(unknown[0], f"unknown key; a space takes optimizer, {', '.join(COMMON_KEYS)}")
+    if "optimizer" not in raw:
+        raise InvalidConfig("optimizer", "required: the optimizer(s) to search")
+    common = {key: _parse_common(key, raw[key], key, n_train, epochs) for key in COMMON_KEYS if key in raw}
+    return Space(common=common, optimizers=_parse_optimizers(raw["optimizer"], n_train, epochs))

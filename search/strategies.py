@@ -1,0 +1,75 @@
+"""Samplers and pruners by name, with the options that matter set explicitly.
+
+Optuna's defaults for these options changed between releases; writing them out keeps a
+study's behaviour fixed. Adding a sampler or pruner is one table entry: the class and
+the defaults bandsearch sets (YAML options override them).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+
+from objectives.config import InvalidConfig
+
+Entry = tuple[type, dict[str, Any]]
+
+SAMPLERS: dict[str, Entry] = {
+    # group=True models conditional parameters (momentum only for SGD) jointly;
+    # constant_liar keeps trials in flight from being proposed twice.
+    "tpe": (
+        optuna.samplers.TPESampler,
+        {
+            "multivariate": True,
+            "group": True,
+            "constant_liar": True,
+            "n_startup_trials": 5,
+            "warn_independent_sampling": False,
+        },
+    ),
+    "random": (optuna.samplers.RandomSampler, {}),
+}
+
+PRUNERS: dict[str, Entry] = {
+    # Wait two epochs before judging: warmup makes the first epochs noisy.
+    "median": (optuna.pruners.MedianPruner, {"n_startup_trials": 4, "n_warmup_steps": 2}),
+    "successive_halving": (optuna.pruners.SuccessiveHalvingPruner, {"min_resource": 2, "reduction_factor": 3}),
+    "none": (optuna.pruners.NopPruner, {}),
+}
+
+
+def _resolve(kind: str, table: Mapping[str, Entry], spec: Mapping[str, Any] | str) -> tuple[type, dict[str, Any]]:
+    if isinstance(spec, str):  # `sampler: random` is short for `sampler: {name: random}`
+        spec = {"name": spec}
+    if not isinstance(spec, Mapping):
+        raise InvalidConfig(kind, f"must be a name or a mapping with `name`, got {spec!r}")
+    options = dict(spec)
+    name = options.pop("name", None)
+    if name not in table:
+        raise InvalidConfig(f"{kind}.name", f"unknown {kind} {name!r}; choose one of {sorted(table)}")
+    cls, defaults = table[name]
+    accepted = set(inspect.signature(cls).parameters) - {"seed"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InvalidConfig(
+            f"{kind}.{unknown[0]}", f"{name} takes no option {unknown[0]!r}; it takes {sorted(accepted)}"
+        )
+    return cls, {**defaults, **options}
+
+
+def validate(sampler: Mapping[str, Any], pruner: Mapping[str, Any]) -> None:
+    _resolve("sampler", SAMPLERS, sampler)
+    _resolve("pruner", PRUNERS, pruner)
+
+
+def build_sampler(spec: Mapping[str, Any], seed: int | None) -> optuna.samplers.BaseSampler:
+    cls, options = _resolve("sampler", SAMPLERS, spec)
+    return cls(seed=seed, **options)
+
+
+def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:
+    cls, options = _resolve("pruner", PRUNERS, spec)
+    return cls(**options)
