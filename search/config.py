@@ -163,6 +163,9 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
             raise InvalidConfig(unknown[0], f"unknown top-level key; use {', '.join(TOP_LEVEL_KEYS)}")
         search = build_dataclass(SearchSettings, data.get("search"), "search")
         _checked("search", search.validate)
+        search = dataclasses.replace(
+            search, sampler=strategies.normalize(search.sampler), pruner=strategies.normalize(search.pruner)
+        )
         task = build_dataclass(TaskConfig, data.get("task"), "task")
         _checked("task", task.validate)
         training = build_dataclass(TrainingSettings, data.get("training"), "training")

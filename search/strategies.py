@@ -8,6 +8,7 @@ the defaults bandsearch sets (YAML options override them).
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,6 @@ SAMPLERS: dict[str, Entry] = {
             "group": True,
             "constant_liar": True,
             "n_startup_trials": 5,
-            "warn_independent_sampling": False,
         },
     ),
     "random": (optuna.samplers.RandomSampler, {}),
@@ -41,9 +41,13 @@ PRUNERS: dict[str, Entry] = {
 }
 
 
+def normalize(spec: Mapping[str, Any] | str) -> dict[str, Any]:
+    """`sampler: random` is short for `sampler: {name: random}`."""
+    return {"name": spec} if isinstance(spec, str) else dict(spec)
+
+
 def _resolve(kind: str, table: Mapping[str, Entry], spec: Mapping[str, Any] | str) -> tuple[type, dict[str, Any]]:
-    if isinstance(spec, str):  # `sampler: random` is short for `sampler: {name: random}`
-        spec = {"name": spec}
+    spec = normalize(spec) if isinstance(spec, (str, Mapping)) else spec
     if not isinstance(spec, Mapping):
         raise InvalidConfig(kind, f"must be a name or a mapping with `name`, got {spec!r}")
     options = dict(spec)
@@ -67,7 +71,9 @@ def validate(sampler: Mapping[str, Any], pruner: Mapping[str, Any]) -> None:
 
 def build_sampler(spec: Mapping[str, Any], seed: int | None) -> optuna.samplers.BaseSampler:
     cls, options = _resolve("sampler", SAMPLERS, spec)
-    return cls(seed=seed, **options)
+    with warnings.catch_warnings():  # `group` is marked experimental; we rely on it knowingly
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return cls(seed=seed, **options)
 
 
 def build_pruner(spec: Mapping[str, Any]) -> optuna.pruners.BasePruner:

@@ -1,0 +1,88 @@
+"""Ray: connecting to a cluster, building each band's dataset once, and running trials as tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import RayError, RayTaskError
+
+from objectives.config import Band, TaskConfig
+from objectives.dataset import BandDataset, load_or_generate
+from search.errors import BandsearchError
+from search.worker import TrialJob, TrialOutcome, run_trial
+
+log = logging.getLogger(__name__)
+
+
+def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> None:
+    """Join the Ray cluster at `address` (or RAY_ADDRESS); start a local one when neither is set."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=True)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=True)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise BandsearchError(
+            f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: {err}. "
+            "Check --address / RAY_ADDRESS and that `ray start --head` runs there."
+        ) from None
+
+
+def disconnect() -> None:
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def gpus_per_trial(requested: float | None, workers: int) -> float:
+    """The GPU share of one trial: as configured, or an equal share when the cluster has GPUs."""
+    if requested is not None:
+        return requested
+    gpus = ray.cluster_resources().get("GPU", 0)
+    return min(1.0, gpus / workers) if gpus else 0.0
+
+
+@ray.remote(max_retries=0)
+def _build_dataset(task: TaskConfig, band: Band, cache_dir: str | None) -> BandDataset:
+    return load_or_generate(task, band, Path(cache_dir) if cache_dir else None)
+
+
+@ray.remote(max_retries=0)
+def _trial_task(job: TrialJob, data: BandDataset) -> TrialOutcome:
+    return run_trial(job, data, node=ray.get_runtime_context().get_node_id())
+
+
+def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None) -> dict[str, ray.ObjectRef]:
+    """Start building each band's dataset once (in parallel); trials receive the references."""
+    cache = str(cache_dir) if cache_dir else None
+    return {band.name: _build_dataset.remote(task, band, cache) for band in bands}
+
+
+def submit(job: TrialJob, data: ray.ObjectRef, cpus: float, gpus: float) -> ray.ObjectRef:
+    return _trial_task.options(num_cpus=cpus, num_gpus=gpus).remote(job, data)
+
+
+def wait_one(pending: list[ray.ObjectRef], timeout: float | None = None) -> ray.ObjectRef | None:
+    done, _ = ray.wait(pending, num_returns=1, timeout=timeout)
+    return done[0] if done else None
+
+
+def result(ref: ray.ObjectRef) -> tuple[TrialOutcome | None, str | None, bool]:
+    """(outcome, error, lost): `lost` means the worker or node died, so a retry makes sense."""
+    try:
+        return ray.get(ref), None, False
+    except RayTaskError as err:  # an exception escaped the trial body: a bug, not a lost worker
+        return None, str(err), False
+    except RayError as err:  # worker crashed, node died, object lost
+        return None, f"{type(err).__name__}: {err}", True
+
+
+def cancel(refs: list[Any]) -> None:
+    for ref in refs:
+        ray.cancel(ref, force=True)

@@ -1,0 +1,32 @@
+"""`bandsearch export STUDY`: write the best configuration per band as YAML."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from search.commands import add_location_options, settings_from
+from search.export import best_configs, write_export
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="write the best config per band as YAML")
+    parser.add_argument("study", help="study name given to `launch`")
+    parser.add_argument("--out", default="best.yaml", help="output file (default: best.yaml)")
+    add_location_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    document = best_configs(settings_from(args).storage_url, args.study)
+    out = Path(args.out)
+    write_export(document, out)
+    console = Console()
+    for band, entry in document["bands"].items():
+        train = entry["train"]
+        console.print(f"band {band:>6} Hz: val acc {entry['result']['val_accuracy']:.4f}  "
+                      f"{train['optimizer']} lr={train['lr']:.2e} bs={train['batch_size']}")
+    console.print(f"wrote {out}")
+    return 0

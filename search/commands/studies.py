@@ -1,0 +1,36 @@
+"""`bandsearch studies`: what the storage holds, per study and band."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import optuna
+from rich.console import Console
+from rich.table import Table
+
+from search.commands import add_location_options, settings_from
+from search.storage import open_storage
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("studies", help="list the studies and bands in the storage")
+    add_location_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    storage = open_storage(settings_from(args).storage_url)
+    table = Table(title="studies")
+    for column in ("study", "band", "trials", "states", "best"):
+        table.add_column(column)
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        study, _, band = summary.study_name.rpartition("/")
+        trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
+        states = Counter(t.state.name.lower() for t in trials)
+        best = summary.best_trial
+        table.add_row(study or summary.study_name, band, str(len(trials)),
+                      " ".join(f"{n} {s}" for s, n in sorted(states.items())),
+                      f"{best.value:.4f}" if best else "-")
+    Console().print(table)
+    return 0

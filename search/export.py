@@ -1,0 +1,101 @@
+"""The best configuration per band, as YAML that `bandsearch train` and users' code can use.
+
+    from search.export import load_best_config
+    best = load_best_config("best.yaml", band="1000")
+    data = objectives.dataset.load_or_generate(best.task, best.band, cache_dir=None)
+    result = objectives.training.train(best.train, data)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from objectives.config import Band, TaskConfig, TrainConfig, task_from_dict, train_from_dict
+from search.errors import BandsearchError
+from search.storage import band_studies, mask, open_storage, study_attrs
+
+
+@dataclass(frozen=True)
+class BestConfig:
+    """One band's exported best: everything needed to rebuild its data and retrain it."""
+
+    band: Band
+    task: TaskConfig
+    train: TrainConfig
+    val_accuracy: float
+    trial_number: int
+    mlflow_run_id: str
+
+
+def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
+    """The export document for `study_name`: per band, its task, best train config and result."""
+    storage = open_storage(storage_url)
+    summaries = band_studies(storage, study_name)
+    if not summaries:
+        raise BandsearchError(
+            f"no study named {study_name!r} in {mask(storage_url)}; `bandsearch studies` lists what is there"
+        )
+    bands: dict[str, Any] = {}
+    for band_name, summary in summaries.items():
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        attrs = study_attrs(study)
+        try:
+            best = study.best_trial
+        except ValueError:
+            continue  # no completed trial in this band yet
+        bands[band_name] = {
+            "band": attrs["band"],
+            "task": attrs["task"],
+            "train": best.user_attrs["train_config"],
+            "result": {
+                "val_accuracy": best.value,
+                "trial_number": best.number,
+                "mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),
+            },
+        }
+    if not bands:
+        raise BandsearchError(f"study {study_name!r} has no completed trial yet; run `bandsearch launch` first")
+    return {
+        "study": study_name,
+        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "storage": mask(storage_url),
+        "bands": bands,
+    }
+
+
+def write_export(document: dict[str, Any], path: Path) -> None:
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def load_best_config(path: str | Path, band: str) -> BestConfig:
+    """Read one band's best configuration from a file written by `bandsearch export`."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise BandsearchError(f"{path}: cannot read ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise BandsearchError(f"{path}: not valid YAML: {err}") from None
+    bands = (document or {}).get("bands") if isinstance(document, dict) else None
+    if not isinstance(bands, dict):
+        raise BandsearchError(f"{path}: no `bands` mapping; is this a file from `bandsearch export`?")
+    if band not in bands:
+        raise BandsearchError(f"{path}: bands.{band}: no such band; the file has {sorted(bands)}")
+    entry = bands[band]
+    try:
+        return BestConfig(
+            band=Band(**entry["band"]),
+            task=task_from_dict(entry["task"]),
+            train=train_from_dict(entry["train"]),
+            val_accuracy=float(entry["result"]["val_accuracy"]),
+            trial_number=int(entry["result"]["trial_number"]),
+            mlflow_run_id=str(entry["result"].get("mlflow_run_id", "")),
+        )
+    except (KeyError, TypeError) as err:
+        raise BandsearchError(f"{path}: bands.{band}: missing or malformed entry ({err})") from None

@@ -1,0 +1,365 @@
+"""The driver: one Optuna study per band, W trials in flight on Ray, results told back.
+
+Optuna's storage is the source of truth; MLflow is the record people browse. Each trial's
+MLflow run id is a user attribute of the Optuna trial and each run carries the trial's
+study, number and id. The driver owns every run's lifecycle, so a crashed worker never
+leaves a run (or a trial) RUNNING, and a crashed driver's leftovers are failed and
+retried on the next launch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import optuna
+from optuna.trial import TrialState
+
+from objectives.config import InvalidConfig, to_dict
+from search import cluster
+from search.config import BandPlan, StudyConfig
+from search.errors import BandsearchError
+from search.settings import Settings
+from search.storage import ATTR, band_study_name, mask, open_storage, study_attrs
+from search.strategies import build_pruner, build_sampler
+from search.tracking import Tracker
+from search.worker import TrialJob, TrialOutcome
+
+log = logging.getLogger(__name__)
+
+# How each outcome ends in Optuna and in MLflow.
+_STATES = {
+    "complete": (TrialState.COMPLETE, "FINISHED"),
+    "pruned": (TrialState.PRUNED, "KILLED"),
+    "diverged": (TrialState.PRUNED, "KILLED"),
+    "failed": (TrialState.FAIL, "FAILED"),
+    "lost": (TrialState.FAIL, "FAILED"),
+}
+
+
+class Progress(Protocol):
+    def update(self, band: BandRun) -> None: ...
+
+
+@dataclass
+class Flight:
+    band: BandRun
+    trial: optuna.Trial
+    run_id: str
+
+
+@dataclass
+class BandRun:
+    """One band's study, its MLflow parent run and what has happened in it so far."""
+
+    plan: BandPlan
+    study: optuna.Study
+    parent_run_id: str
+    budget: int
+    data: Any = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_STATES, 0) | {"running": 0})
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return self.plan.band.name
+
+    @property
+    def finished(self) -> int:
+        """Trials that count against the budget: every ended trial but those retried."""
+        return sum(self.counts[state] for state in _STATES if state != "lost")
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.finished - self.counts["running"]
+
+    def best(self) -> optuna.trial.FrozenTrial | None:
+        try:
+            return self.study.best_trial
+        except ValueError:
+            return None
+
+
+def run_name(number: int, config: dict[str, Any]) -> str:
+    """Readable in the MLflow run list: `t007 adam lr=3.2e-03 bs=64`."""
+    return f"t{number:03d} {config['optimizer']} lr={config['lr']:.1e} bs={config['batch_size']}"
+
+
+def flat_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A train config as MLflow params: the optimizer's hyperparameters under their own names."""
+    params = {key: value for key, value in config.items() if key not in ("optimizer_params", "model")}
+    params.update(config["optimizer_params"])
+    params.update({f"model.{key}": value for key, value in config["model"].items()})
+    return params
+
+
+def snapshot(config: StudyConfig, plan: BandPlan) -> dict[str, Any]:
+    """What a band study was created from; a resumed launch must match it."""
+    return {
+        "band": to_dict(plan.band),
+        "task": to_dict(config.task),
+        "training": to_dict(config.training),
+        "space": plan.space_raw,
+    }
+
+
+class Launch:
+    """Run (or resume) every band study of `config` under the name `study_name`."""
+
+    def __init__(self, config: StudyConfig, study_name: str, settings: Settings, progress: Progress | None = None):
+        self.config = config
+        self.study_name = study_name
+        self.settings = settings
+        self.progress = progress
+        self.tracker = Tracker(settings.tracking_uri)
+        self.in_flight: dict[Any, Flight] = {}
+        self.bands: list[BandRun] = []
+        self.experiment_id = ""
+
+    # -- setup -----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Reach MLflow and the storage, create or resume each band's study. No Ray yet."""
+        self.tracker.check()
+        storage = open_storage(self.settings.storage_url)
+        self.experiment_id = self.tracker.experiment(self.study_name, self.settings.artifact_root)
+        search = self.config.search
+        for index, plan in enumerate(self.config.bands):
+            study = optuna.create_study(
+                study_name=band_study_name(self.study_name, plan.band.name),
+                storage=storage,
+                sampler=build_sampler(search.sampler, search.seed + index),
+                pruner=build_pruner(search.pruner),
+                direction="maximize",
+                load_if_exists=True,
+            )
+            self.bands.append(self._open_band(study, plan))
+
+    def _open_band(self, study: optuna.Study, plan: BandPlan) -> BandRun:
+        wanted = snapshot(self.config, plan)
+        attrs = study_attrs(study)
+        if attrs:
+            changed = sorted(key for key in wanted if attrs.get(key) != wanted[key])
+            if changed:
+                raise BandsearchError(
+                    f"{self.config.source}: study {self.study_name!r} band {plan.band.name} was created from "
+                    f"a different {' and '.join(changed)} (see {attrs.get('config_file')}); "
+                    "resume with the original file or choose a new --study name"
+                )
+            parent_id = attrs["parent_run_id"]
+            self.tracker.reopen(parent_id)
+        else:
+            parent_id = self.tracker.start_run(
+                self.experiment_id,
+                f"band {plan.band.name} Hz",
+                tags={"bandsearch.study": self.study_name, "bandsearch.band": plan.band.name,
+                      "optuna.study_name": study.study_name, "bandsearch.role": "band"},
+                params={"band.center_hz": plan.band.center_hz, "band.width_hz": plan.band.width_hz,
+                        "storage": mask(self.settings.storage_url)},
+            )
+            study.set_user_attr(
+                ATTR, {**wanted, "config_file": str(self.config.source), "parent_run_id": parent_id,
+                       "experiment_id": self.experiment_id},
+            )
+        band = BandRun(plan, study, parent_id, self.config.search.trials_per_band)
+        self._recover(band)
+        return band
+
+    def _recover(self, band: BandRun) -> None:
+        """Count what is done; fail and retry trials a dead driver left RUNNING."""
+        for frozen in band.study.get_trials(deepcopy=False):
+            if frozen.state == TrialState.RUNNING:
+                self._fail(band, optuna.trial.Trial(band.study, frozen._trial_id), frozen.user_attrs.get("mlflow_run_id"),
+                           "lost", "the driver stopped while this trial ran")
+            elif frozen.state == TrialState.COMPLETE:
+                band.counts["complete"] += 1
+            elif frozen.state == TrialState.PRUNED:
+                band.counts["diverged" if frozen.user_attrs.get("stop_reason") == "diverged" else "pruned"] += 1
+            elif frozen.state == TrialState.FAIL:
+                band.counts["lost" if frozen.user_attrs.get("retried") else "failed"] += 1
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self, address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
+        """Run every band to its budget. On any interruption, end open trials and runs cleanly."""
+        if not self.bands:
+            self.prepare()
+        if all(band.remaining <= 0 for band in self.bands):
+            self._close(interrupted=False)
+            return self.bands
+        cluster.connect(address, num_cpus=num_cpus)
+        refs = cluster.datasets(self.config.task, [b.plan.band for b in self.bands], self.settings.cache_dir)
+        for band in self.bands:
+            band.data = refs[band.name]
+            band.started = time.monotonic()
+        self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
+        interrupted = True
+        try:
+            while self._fill() or self.in_flight:
+                ref = cluster.wait_one(list(self.in_flight), timeout=1.0)
+                if ref is not None:
+                    flight = self.in_flight.pop(ref)
+                    self._finish(flight, *cluster.result(ref))
+                for band in self.bands:
+                    self._show(band)
+            interrupted = False
+        finally:
+            if interrupted:
+                self._abandon()
+            self._close(interrupted)
+        return self.bands
+
+    def _fill(self) -> bool:
+        """Start trials until W are in flight or every band's budget is taken."""
+        while len(self.in_flight) < self.config.search.workers:
+            band = max(self.bands, key=lambda b: b.remaining)
+            if band.remaining <= 0:
+                break
+            self._start(band)
+        return bool(self.in_flight)
+
+    def _start(self, band: BandRun) -> None:
+        trial = band.study.ask()
+        try:
+            sampled = band.plan.space.sample(trial)
+            config = band.plan.train_config(self.config.training, sampled)
+            config.validate(self.config.task.n_train)
+        except InvalidConfig as err:  # e.g. Nesterov drawn with momentum 0: a bad point, not a bad study
+            self._fail(band, trial, None, "failed", f"invalid configuration: {err}")
+            return
+        config_dict = to_dict(config)
+        run_id = self.tracker.start_run(
+            self.experiment_id,
+            run_name(trial.number, config_dict),
+            tags={
+                "bandsearch.study": self.study_name,
+                "bandsearch.band": band.name,
+                "bandsearch.role": "trial",
+                "optuna.study_name": band.study.study_name,
+                "optuna.trial_number": trial.number,
+                "optuna.trial_id": trial._trial_id,
+                **({"bandsearch.retry_of": trial.user_attrs["retry_of"]} if "retry_of" in trial.user_attrs else {}),
+            },
+            params=flat_params(config_dict),
+            parent_id=band.parent_run_id,
+        )
+        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("train_config", config_dict)
+        job = TrialJob(
+            storage_url=self.settings.storage_url,
+            study_name=band.study.study_name,
+            trial_id=trial._trial_id,
+            trial_number=trial.number,
+            pruner=self.config.search.pruner,
+            tracking_uri=self.settings.tracking_uri,
+            run_id=run_id,
+            train_config=config_dict,
+            threads=max(1, int(self.config.search.cpus_per_trial)),
+        )
+        ref = cluster.submit(job, band.data, self.config.search.cpus_per_trial, self.gpus)
+        self.in_flight[ref] = Flight(band, trial, run_id)
+        band.counts["running"] += 1
+
+    def _finish(self, flight: Flight, outcome: TrialOutcome | None, error: str | None, lost: bool) -> None:
+        band, trial = flight.band, flight.trial
+        band.counts["running"] -= 1
+        if outcome is None:
+            self._fail(band, trial, flight.run_id, "lost" if lost else "failed", error or "unknown error")
+            return
+        self.tracker.set_tags(flight.run_id, {"bandsearch.state": outcome.state, "bandsearch.node": outcome.node})
+        metrics = {"trial_seconds": outcome.trial_seconds, "train_seconds": outcome.train_seconds,
+                   "epochs_run": outcome.epochs, **outcome.metrics}
+        if outcome.value is not None:
+            metrics["objective"] = outcome.value
+        if outcome.unlogged_epochs:
+            metrics["unlogged_epochs"] = outcome.unlogged_epochs
+        self.tracker.log_metrics(flight.run_id, metrics)
+        if outcome.state == "failed":
+            self._fail(band, trial, flight.run_id, "failed", outcome.error or "")
+            return
+        if outcome.state == "diverged":
+            trial.set_user_attr("stop_reason", "diverged")
+            self.tracker.set_tags(flight.run_id, {"bandsearch.stop_reason": outcome.error})
+        state, status = _STATES[outcome.state]
+        band.study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
+        self.tracker.finish(flight.run_id, status)
+        band.counts[outcome.state] += 1
+        best = band.best()
+        if best is not None:
+            self.tracker.log_metrics(band.parent_run_id, {"best_val_accuracy": best.value}, step=band.finished)
+
+    def _fail(self, band: BandRun, trial: optuna.Trial, run_id: str | None, kind: str, reason: str) -> None:
+        """End `trial` as FAIL. A `lost` trial (worker or driver died) is re-queued with its
+        parameters, up to max_retries, with its lineage recorded on both sides."""
+        attempt = trial.user_attrs.get("attempt", 0) + 1
+        retry = kind == "lost" and attempt <= self.config.search.max_retries
+        trial.set_user_attr("fail_reason", reason[-2000:])
+        if retry:
+            trial.set_user_attr("retried", True)
+        band.study.tell(trial, state=TrialState.FAIL)
+        band.counts["lost" if retry else "failed"] += 1
+        if retry:
+            band.study.enqueue_trial(
+                trial.params, user_attrs={"retry_of": trial.number, "attempt": attempt}, skip_if_exists=False
+            )
+        log.warning("band %s trial %d failed (%s): %s", band.name, trial.number, kind, reason.splitlines()[-1:] )
+        if run_id:
+            self.tracker.set_tags(run_id, {"bandsearch.state": kind, "bandsearch.error": reason[-4000:],
+                                           "bandsearch.retried": retry})
+            self.tracker.log_text(run_id, reason, "error.txt")
+            self.tracker.finish(run_id, "FAILED")
+
+    def _abandon(self) -> None:
+        """Interrupted: cancel trials in flight, fail them (re-queued for the next launch)."""
+        cluster.cancel(list(self.in_flight))
+        for flight in self.in_flight.values():
+            flight.band.counts["running"] -= 1
+            self._fail(flight.band, flight.trial, flight.run_id, "lost", "the launch was interrupted")
+        self.in_flight.clear()
+
+    def _close(self, interrupted: bool) -> None:
+        for band in self.bands:
+            best = band.best()
+            if best is not None:
+                config = flat_params(best.user_attrs["train_config"])
+                self.tracker.set_tags(band.parent_run_id, {
+                    "best.trial_number": best.number,
+                    "best.val_accuracy": f"{best.value:.4f}",
+                    "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),
+                    **{f"best.{key}": value for key, value in config.items()},
+                })
+            done = band.remaining <= 0 and not interrupted
+            self.tracker.finish(band.parent_run_id, "FINISHED" if done else "KILLED")
+            self._show(band)
+
+    def _show(self, band: BandRun) -> None:
+        if self.progress is not None:
+            self.progress.update(band)
+
+
+def launch(config: StudyConfig, study_name: str, settings: Settings, progress: Progress | None = None,
+           address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
+    """Create or resume the study and run every band to its budget."""
+    run = Launch(config, study_name, settings, progress)
+    run.prepare()
+    return run.run(address=address, num_cpus=num_cpus)
+
+
+def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
+    rows = []
+    for band in bands:
+        best = band.best()
+        rows.append({
+            "band": band.name,
+            "complete": band.counts["complete"],
+            "pruned": band.counts["pruned"] + band.counts["diverged"],
+            "failed": band.counts["failed"],
+            "best": best.value if best else None,
+            "config": best.user_attrs.get("train_config") if best else None,
+            "best_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
+            "parent_run_id": band.parent_run_id,
+        })
+    return rows

@@ -1,0 +1,105 @@
+"""MLflow: one experiment per study, a parent run per band, a child run per trial.
+
+Everything goes through MlflowClient with explicit run ids: Ray reuses worker processes,
+and MLflow's fluent API keeps process-wide state. Metrics and params are sent in
+batches within MLflow's limits; long values are truncated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from search.errors import BandsearchError
+
+# MLflow's limits per log_batch call and per value.
+_MAX_PARAMS, _MAX_METRICS = 100, 1000
+_MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 8000
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def default_tracking_uri(run_dir: Path) -> str:
+    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+
+
+def _truncate(value: Any, limit: int) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class Tracker:
+    """A thin, batched view of one MLflow tracking store."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+
+    def check(self) -> None:
+        """Fail early, before any trial, if the tracking store cannot be reached."""
+        try:
+            self.client.search_experiments(max_results=1)
+        except Exception as err:
+            raise BandsearchError(
+                f"cannot reach MLflow at {self.uri}: {type(err).__name__}: {_truncate(err, 300)}. "
+                "Start the tracking server or fix --tracking-uri."
+            ) from None
+
+    def experiment(self, name: str, artifact_root: Path | None) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = (Path(artifact_root).resolve() / name).as_uri() if artifact_root else None
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def start_run(
+        self,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+    ) -> str:
+        all_tags = {key: _truncate(value, _MAX_TAG_LEN) for key, value in tags.items()}
+        if parent_id:
+            all_tags[PARENT_TAG] = parent_id
+        run_id = self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+        items = [Param(key, _truncate(value, _MAX_PARAM_LEN)) for key, value in (params or {}).items()]
+        for start in range(0, len(items), _MAX_PARAMS):
+            self.client.log_batch(run_id, params=items[start : start + _MAX_PARAMS])
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        for start in range(0, len(items), _MAX_METRICS):
+            self.client.log_batch(run_id, metrics=items[start : start + _MAX_METRICS])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        items = [RunTag(key, _truncate(value, _MAX_TAG_LEN)) for key, value in tags.items()]
+        if items:
+            self.client.log_batch(run_id, tags=items)
+
+    def log_text(self, run_id: str, text: str, path: str) -> None:
+        self.client.log_text(run_id, text, path)
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+
+    def finish(self, run_id: str, status: str) -> None:
+        """End a run as FINISHED, KILLED (pruned or interrupted) or FAILED."""
+        self.client.set_terminated(run_id, status=status)
+
+    def status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+
+@lru_cache(maxsize=4)
+def tracker_for(uri: str) -> Tracker:
+    """One Tracker per process and URI (Ray worker processes run many trials)."""
+    return Tracker(uri)

@@ -1,0 +1,126 @@
+"""One trial, as run on a worker: rebuild the Optuna trial from the shared storage, train,
+report every epoch (pruning and MLflow), and return what happened.
+
+Nothing here knows about Ray: cluster.py wraps `run_trial` as a task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import optuna
+import torch
+
+from objectives.config import train_from_dict
+from objectives.dataset import BandDataset
+from objectives.reporting import Diverged, StopTraining
+from objectives.training import train
+from search.storage import open_storage
+from search.strategies import build_pruner
+from search.tracking import tracker_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    storage_url: str
+    study_name: str
+    trial_id: int
+    trial_number: int
+    pruner: dict[str, Any]
+    tracking_uri: str
+    run_id: str
+    train_config: dict[str, Any]
+    threads: int = 1
+
+
+@dataclass
+class TrialOutcome:
+    state: str  # complete | pruned | diverged | failed
+    value: float | None = None
+    epochs: int = 0
+    train_seconds: float = 0.0
+    trial_seconds: float = 0.0
+    error: str | None = None
+    unlogged_epochs: int = 0  # epochs whose metrics MLflow never accepted
+    node: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=16)
+def _study(storage_url: str, study_name: str, pruner_json: str) -> optuna.Study:
+    # The sampler is the driver's business; a worker only reports and asks to prune.
+    return optuna.load_study(
+        study_name=study_name,
+        storage=open_storage(storage_url),
+        sampler=optuna.samplers.RandomSampler(),
+        pruner=build_pruner(json.loads(pruner_json)),
+    )
+
+
+class TrialReporter:
+    """Per epoch: metrics to MLflow (buffered if it is unreachable), accuracy to Optuna."""
+
+    def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str):
+        self.trial = trial
+        self.run_id = run_id
+        self.tracker = tracker_for(tracking_uri)
+        self.pending: list[tuple[int, dict[str, float]]] = []
+        self.last: dict[str, float] = {}
+        self.epoch = 0
+        self.seconds = 0.0  # time spent reporting, not training
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        started = time.perf_counter()
+        self.epoch, self.last = epoch, metrics
+        self.pending.append((epoch, metrics))
+        self.flush()
+        self.trial.report(metrics["val_accuracy"], epoch)
+        prune = self.trial.should_prune()
+        self.seconds += time.perf_counter() - started
+        if prune:
+            raise StopTraining(f"pruned after epoch {epoch}")
+
+    def flush(self) -> None:
+        """Send buffered epochs; keep them if MLflow is down so a later flush can retry."""
+        while self.pending:
+            epoch, metrics = self.pending[0]
+            try:
+                self.tracker.log_metrics(self.run_id, metrics, step=epoch)
+            except Exception as err:
+                log.warning("MLflow unreachable, keeping %d epochs for later: %s", len(self.pending), err)
+                return
+            self.pending.pop(0)
+
+
+def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
+    """Train the trial's configuration on `data`; never raises for a bad configuration."""
+    started = time.perf_counter()
+    torch.set_num_threads(job.threads)
+    study = _study(job.storage_url, job.study_name, json.dumps(job.pruner, sort_keys=True))
+    reporter = TrialReporter(optuna.trial.Trial(study, job.trial_id), job.run_id, job.tracking_uri)
+    outcome = TrialOutcome(state="complete", node=node)
+    training_started = time.perf_counter()
+    try:
+        result = train(train_from_dict(job.train_config), data, reporter)
+        outcome.value = result.val_accuracy
+        outcome.metrics = {"best_val_accuracy": result.best_val_accuracy}
+    except StopTraining:
+        outcome.state, outcome.value = "pruned", reporter.last.get("val_accuracy")
+    except Diverged as err:
+        outcome.state, outcome.error = "diverged", str(err)
+    except Exception:
+        outcome.state, outcome.error = "failed", traceback.format_exc()
+    outcome.train_seconds = time.perf_counter() - training_started - reporter.seconds
+    outcome.epochs = reporter.epoch
+    reporter.flush()
+    outcome.unlogged_epochs = len(reporter.pending)
+    outcome.trial_seconds = time.perf_counter() - started
+    return outcome
