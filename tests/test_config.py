@@ -1,0 +1,94 @@
+"""Loading study YAML: every shipped space loads; every kind of bad input is one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_config, write_yaml
+from search.config import load_config
+from search.errors import BandsearchError
+
+SPACES = sorted((Path(__file__).parents[1] / "spaces").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
+def test_every_shipped_space_loads(path: Path) -> None:
+    config = load_config(path)
+    assert config.bands and all(plan.space.optimizers for plan in config.bands)
+
+
+def test_default_space_has_the_required_shape() -> None:
+    config = load_config(Path(__file__).parents[1] / "spaces" / "audio_angle.yaml")
+    assert [plan.band.center_hz for plan in config.bands] == [500, 1000, 3000]
+    space = config.bands[0].space
+    assert {"sgd", "adam", "adamw"} <= set(space.optimizers)
+    assert {"momentum", "nesterov"} <= set(space.optimizers["sgd"])
+    assert {"beta1", "beta2"} <= set(space.optimizers["adam"])
+    assert "weight_decay" in space.optimizers["adamw"]
+    assert {"batch_size", "warmup_epochs"} <= set(space.common)
+    # alias-free for every band: spacing below half the shortest wavelength
+    assert all(plan.band.high_hz < config.task.array.alias_free_hz for plan in config.bands)
+
+
+def _space(**optimizer_or_common):
+    return {**tiny_config()["space"], **optimizer_or_common}
+
+
+BAD_INPUTS = {
+    "unknown optimizer": (
+        {"space": _space(optimizer={"lbfgs": {}})}, "space.optimizer.lbfgs", "unknown optimizer"),
+    "unknown top-level key": ({"sapce": {}}, "sapce", "unknown top-level key"),
+    "unknown task key": ({"task": {"n_trian": 5}}, "task.n_trian", "unknown key"),
+    "unknown optimizer hyperparameter": (
+        {"space": _space(optimizer={"adam": {"momentum": 0.9}})}, "space.optimizer.adam.momentum", "unknown key"),
+    "low > high": (
+        {"space": _space(lr={"low": 0.1, "high": 0.01})}, "space.lr", "low (0.1) > high (0.01)"),
+    "log range with low <= 0": (
+        {"space": _space(lr={"low": 0, "high": 0.1, "log": True})}, "space.lr", "log range needs low > 0"),
+    "empty choices": ({"space": _space(batch_size={"choices": []})}, "space.batch_size.choices", "non-empty"),
+    "band <= 0": ({"bands": [{"center_hz": 0}]}, "bands[0].center_hz", "must be > 0"),
+    "band at Nyquist": ({"bands": [{"center_hz": 8000}]}, "bands[0].center_hz", "Nyquist"),
+    "band above Nyquist": ({"bands": [{"center_hz": 9000}]}, "bands[0].center_hz", "Nyquist"),
+    "batch larger than the training set": (
+        {"space": _space(batch_size={"choices": [32, 4096]})}, "space.batch_size", "larger than the training set"),
+    "band that aliases on the array": (
+        {"bands": [{"center_hz": 5000}]}, "bands[0].center_hz", "alias-free"),
+    "beta out of range": (
+        {"space": _space(optimizer={"adam": {"beta2": {"low": 0.9, "high": 1.0}}})},
+        "space.optimizer.adam.beta2", "must be in [0.0, 1.0)"),
+    "unknown sampler option": (
+        {"search": {"sampler": {"name": "tpe", "n_startup": 3}}}, "search.sampler.n_startup", "takes no option"),
+    "per-band override with low > high": (
+        {"bands": [{"center_hz": 500, "space": {"lr": {"low": 1, "high": 0.1}}}]},
+        "bands[0].space.lr", "low (1) > high (0.1)"),
+}
+
+
+@pytest.mark.parametrize("changes,key,message", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_names_file_and_key(tmp_path: Path, changes, key, message) -> None:
+    path = write_yaml(tmp_path / "bad.yaml", tiny_config(**changes))
+    with pytest.raises(BandsearchError) as err:
+        load_config(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: {key}:"), text
+    assert message in text
+
+
+def test_missing_file_and_broken_yaml_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(BandsearchError, match="cannot read the study file"):
+        load_config(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("space: [unclosed")
+    with pytest.raises(BandsearchError, match=f"{broken}: not valid YAML"):
+        load_config(broken)
+
+
+def test_numeric_strings_from_yaml_1_1_are_accepted(tmp_path: Path) -> None:
+    # PyYAML reads 1e-4 (no dot) as a string; a range must still take it.
+    path = tmp_path / "s.yaml"
+    text = write_yaml(tmp_path / "t.yaml", tiny_config()).read_text().replace("0.0001", "1e-4")
+    assert "low: 1e-4" in text
+    path.write_text(text)
+    assert load_config(path).bands[0].space.optimizers["adam"]["lr"].low == pytest.approx(1e-4)

@@ -1,0 +1,71 @@
+"""Compiling spaces into Optuna suggestions: conditional parameters only where they apply."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from conftest import tiny_config
+from objectives.config import InvalidConfig
+from search.config import parse_config
+from search.space import Choice, Fixed, Range, parse_space
+
+
+def _sample_many(space, n=40):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1), direction="maximize")
+    draws = []
+    for _ in range(n):
+        trial = study.ask()
+        draws.append((space.sample(trial), dict(trial.params)))
+        study.tell(trial, 0.5)
+    return draws
+
+
+def test_conditional_parameters_are_sampled_only_for_their_optimizer() -> None:
+    space = parse_space(tiny_config()["space"], n_train=400, epochs=3)
+    draws = _sample_many(space)
+    assert {config["optimizer"] for config, _ in draws} == {"sgd", "adam"}
+    for config, params in draws:
+        other = "adam" if config["optimizer"] == "sgd" else "sgd"
+        assert not any(name.startswith(f"{other}.") for name in params)
+        if config["optimizer"] == "sgd":
+            assert set(config["optimizer_params"]) == {"momentum"}
+            assert 1e-3 <= config["lr"] <= 0.3 and params["sgd.lr"] == config["lr"]
+        else:
+            assert set(config["optimizer_params"]) == {"beta1"}
+            assert 1e-4 <= config["lr"] <= 1e-2
+        assert config["batch_size"] in (32, 64) and config["warmup_epochs"] in (0, 1)
+
+
+def test_constants_ranges_and_choices_parse_to_their_kinds() -> None:
+    space = parse_space(
+        {"optimizer": {"sgd": {"nesterov": True, "momentum": 0.9}}, "lr": {"low": 0.01, "high": 0.1},
+         "batch_size": 64, "warmup_epochs": {"low": 0, "high": 2}},
+        n_train=100, epochs=5,
+    )
+    assert space.optimizers["sgd"] == {"nesterov": Fixed(True), "momentum": Fixed(0.9)}
+    assert space.common["lr"] == Range(0.01, 0.1)
+    assert space.common["batch_size"] == Fixed(64)
+    assert space.common["warmup_epochs"] == Range(0, 2, integer=True)
+    config, params = _sample_many(space, n=1)[0]
+    assert config["optimizer"] == "sgd" and "optimizer" not in params  # a single choice is not searched
+    assert config["optimizer_params"] == {"nesterov": True, "momentum": 0.9}
+    assert parse_space({"optimizer": "adam"}, 10, 1).optimizers == {"adam": {}}
+    assert isinstance(parse_space({"optimizer": {"choices": ["adam", "sgd"]}}, 10, 1).optimizers, dict)
+    assert parse_space({"optimizer": "adam", "batch_size": {"choices": [8]}}, 10, 1).common["batch_size"] == Choice((8,))
+
+
+def test_warmup_longer_than_training_is_rejected() -> None:
+    with pytest.raises(InvalidConfig, match="warmup_epochs"):
+        parse_space({"optimizer": "adam", "warmup_epochs": {"low": 0, "high": 9}}, n_train=100, epochs=3)
+
+
+def test_bands_may_override_the_space() -> None:
+    data = tiny_config(bands=[
+        {"name": "low", "center_hz": 500, "space": {"lr": {"low": 0.01, "high": 0.02}, "optimizer": "adam"}},
+        {"name": "high", "center_hz": 3000},
+    ])
+    config = parse_config(data, source="inline")
+    low, high = config.bands
+    assert list(low.space.optimizers) == ["adam"] and low.space.common["lr"] == Range(0.01, 0.02)
+    assert set(high.space.optimizers) == {"sgd", "adam"} and "lr" not in high.space.common
