@@ -118,6 +118,7 @@ class Launch:
         self.in_flight: dict[Any, Flight] = {}
         self.bands: list[BandRun] = []
         self.experiment_id = ""
+        self.gpus = 0.0
 
     # -- setup -----------------------------------------------------------------------
 
@@ -183,6 +184,16 @@ class Launch:
 
     # -- the loop ------------------------------------------------------------------
 
+    def connect(self, address: str | None = None, num_cpus: int | None = None) -> None:
+        """Join Ray and start building each band's dataset (once, shared by its trials)."""
+        cluster.connect(address, num_cpus=num_cpus)
+        missing = [band for band in self.bands if band.data is None]
+        refs = cluster.datasets(self.config.task, [b.plan.band for b in missing], self.settings.cache_dir)
+        for band in missing:
+            band.data = refs[band.name]
+            band.started = time.monotonic()
+        self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
+
     def run(self, address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
         """Run every band to its budget. On any interruption, end open trials and runs cleanly."""
         if not self.bands:
@@ -190,19 +201,17 @@ class Launch:
         if all(band.remaining <= 0 for band in self.bands):
             self._close(interrupted=False)
             return self.bands
-        cluster.connect(address, num_cpus=num_cpus)
-        refs = cluster.datasets(self.config.task, [b.plan.band for b in self.bands], self.settings.cache_dir)
-        for band in self.bands:
-            band.data = refs[band.name]
-            band.started = time.monotonic()
-        self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
+        self.connect(address, num_cpus)
         interrupted = True
         try:
             while self._fill() or self.in_flight:
                 ref = cluster.wait_one(list(self.in_flight), timeout=1.0)
                 if ref is not None:
                     flight = self.in_flight.pop(ref)
-                    self._finish(flight, *cluster.result(ref))
+                    outcome, error, lost = cluster.result(ref)
+                    self._finish(flight, outcome, error, lost)
+                    self._fill()
+                    self._record(flight, outcome)
                 for band in self.bands:
                     self._show(band)
             interrupted = False
@@ -264,32 +273,41 @@ class Launch:
         band.counts["running"] += 1
 
     def _finish(self, flight: Flight, outcome: TrialOutcome | None, error: str | None, lost: bool) -> None:
+        """Tell Optuna how the trial ended. MLflow is written by `_record`, after the next
+        trial has been started, so a worker never waits on the tracking store."""
         band, trial = flight.band, flight.trial
         band.counts["running"] -= 1
         if outcome is None:
             self._fail(band, trial, flight.run_id, "lost" if lost else "failed", error or "unknown error")
-            return
-        self.tracker.set_tags(flight.run_id, {"bandsearch.state": outcome.state, "bandsearch.node": outcome.node})
+        elif outcome.state == "failed":
+            self._fail(band, trial, flight.run_id, "failed", outcome.error or "")
+        else:
+            if outcome.state == "diverged":
+                trial.set_user_attr("stop_reason", "diverged")
+            state, _ = _STATES[outcome.state]
+            band.study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
+            band.counts[outcome.state] += 1
+
+    def _record(self, flight: Flight, outcome: TrialOutcome | None) -> None:
+        """The finished trial's summary and final status in MLflow; the band's best so far."""
+        if outcome is None:
+            return  # _fail has written the run
         metrics = {"trial_seconds": outcome.trial_seconds, "train_seconds": outcome.train_seconds,
                    "epochs_run": outcome.epochs, **outcome.metrics}
         if outcome.value is not None:
             metrics["objective"] = outcome.value
         if outcome.unlogged_epochs:
             metrics["unlogged_epochs"] = outcome.unlogged_epochs
-        self.tracker.log_metrics(flight.run_id, metrics)
-        if outcome.state == "failed":
-            self._fail(band, trial, flight.run_id, "failed", outcome.error or "")
-            return
+        tags = {"bandsearch.state": outcome.state, "bandsearch.node": outcome.node}
         if outcome.state == "diverged":
-            trial.set_user_attr("stop_reason", "diverged")
-            self.tracker.set_tags(flight.run_id, {"bandsearch.stop_reason": outcome.error})
-        state, status = _STATES[outcome.state]
-        band.study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
-        self.tracker.finish(flight.run_id, status)
-        band.counts[outcome.state] += 1
-        best = band.best()
+            tags["bandsearch.stop_reason"] = outcome.error
+        self.tracker.log(flight.run_id, metrics=metrics, tags=tags)
+        if outcome.state != "failed":
+            self.tracker.finish(flight.run_id, _STATES[outcome.state][1])
+        best = flight.band.best()
         if best is not None:
-            self.tracker.log_metrics(band.parent_run_id, {"best_val_accuracy": best.value}, step=band.finished)
+            self.tracker.log(flight.band.parent_run_id, metrics={"best_val_accuracy": best.value},
+                             step=flight.band.finished)
 
     def _fail(self, band: BandRun, trial: optuna.Trial, run_id: str | None, kind: str, reason: str) -> None:
         """End `trial` as FAIL. A `lost` trial (worker or driver died) is re-queued with its
@@ -307,7 +325,7 @@ class Launch:
             )
         log.warning("band %s trial %d failed (%s): %s", band.name, trial.number, kind, reason.splitlines()[-1:] )
         if run_id:
-            self.tracker.set_tags(run_id, {"bandsearch.state": kind, "bandsearch.error": reason[-4000:],
+            self.tracker.log(run_id, tags={"bandsearch.state": kind, "bandsearch.error": reason[-4000:],
                                            "bandsearch.retried": retry})
             self.tracker.log_text(run_id, reason, "error.txt")
             self.tracker.finish(run_id, "FAILED")
@@ -325,7 +343,7 @@ class Launch:
             best = band.best()
             if best is not None:
                 config = flat_params(best.user_attrs["train_config"])
-                self.tracker.set_tags(band.parent_run_id, {
+                self.tracker.log(band.parent_run_id, tags={
                     "best.trial_number": best.number,
                     "best.val_accuracy": f"{best.value:.4f}",
                     "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),

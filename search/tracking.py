@@ -74,16 +74,25 @@ class Tracker:
             self.client.log_batch(run_id, params=items[start : start + _MAX_PARAMS])
         return run_id
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-        now = int(time.time() * 1000)
-        items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        for start in range(0, len(items), _MAX_METRICS):
-            self.client.log_batch(run_id, metrics=items[start : start + _MAX_METRICS])
+    def log(
+        self, run_id: str, metrics: Mapping[str, float] | None = None, tags: Mapping[str, Any] | None = None,
+        step: int = 0,
+    ) -> None:
+        """Metrics (at one step) and tags in as few calls as MLflow's limits allow."""
+        self.log_epochs(run_id, [(step, metrics or {})], tags)
 
-    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        items = [RunTag(key, _truncate(value, _MAX_TAG_LEN)) for key, value in tags.items()]
-        if items:
-            self.client.log_batch(run_id, tags=items)
+    def log_epochs(
+        self, run_id: str, epochs: list[tuple[int, Mapping[str, float]]], tags: Mapping[str, Any] | None = None
+    ) -> None:
+        """Metric dicts at their steps, batched."""
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, float(value), now, step) for step, values in epochs for key, value in values.items()]
+        run_tags = [RunTag(key, _truncate(value, _MAX_TAG_LEN)) for key, value in (tags or {}).items()]
+        for start in range(0, max(len(metrics), 1), _MAX_METRICS):
+            batch = metrics[start : start + _MAX_METRICS]
+            if batch or run_tags:
+                self.client.log_batch(run_id, metrics=batch, tags=run_tags)
+            run_tags = []
 
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)

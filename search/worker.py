@@ -66,12 +66,19 @@ def _study(storage_url: str, study_name: str, pruner_json: str) -> optuna.Study:
 
 
 class TrialReporter:
-    """Per epoch: metrics to MLflow (buffered if it is unreachable), accuracy to Optuna."""
+    """Per epoch: accuracy to Optuna (for pruning) and metrics to MLflow.
 
-    def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str):
+    MLflow gets the buffered epochs in one batch at most every `flush_seconds` and at the
+    end: one call per epoch would cost more than a short epoch. If MLflow is unreachable
+    the epochs stay buffered and the next flush retries.
+    """
+
+    def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float = 2.0):
         self.trial = trial
         self.run_id = run_id
         self.tracker = tracker_for(tracking_uri)
+        self.flush_seconds = flush_seconds
+        self.flushed_at = time.monotonic()
         self.pending: list[tuple[int, dict[str, float]]] = []
         self.last: dict[str, float] = {}
         self.epoch = 0
@@ -81,7 +88,8 @@ class TrialReporter:
         started = time.perf_counter()
         self.epoch, self.last = epoch, metrics
         self.pending.append((epoch, metrics))
-        self.flush()
+        if time.monotonic() - self.flushed_at >= self.flush_seconds:
+            self.flush()
         self.trial.report(metrics["val_accuracy"], epoch)
         prune = self.trial.should_prune()
         self.seconds += time.perf_counter() - started
@@ -89,15 +97,16 @@ class TrialReporter:
             raise StopTraining(f"pruned after epoch {epoch}")
 
     def flush(self) -> None:
-        """Send buffered epochs; keep them if MLflow is down so a later flush can retry."""
-        while self.pending:
-            epoch, metrics = self.pending[0]
-            try:
-                self.tracker.log_metrics(self.run_id, metrics, step=epoch)
-            except Exception as err:
-                log.warning("MLflow unreachable, keeping %d epochs for later: %s", len(self.pending), err)
-                return
-            self.pending.pop(0)
+        """Send buffered epochs in one batch; keep them if MLflow is down, for a later retry."""
+        if not self.pending:
+            return
+        self.flushed_at = time.monotonic()
+        try:
+            self.tracker.log_epochs(self.run_id, self.pending)
+        except Exception as err:
+            log.warning("MLflow unreachable, keeping %d epochs for later: %s", len(self.pending), err)
+            return
+        self.pending.clear()
 
 
 def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:

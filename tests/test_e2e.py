@@ -1,0 +1,191 @@
+"""End to end, for real: local Ray, a journal-file Optuna storage, MLflow on sqlite, torch training.
+
+One tiny study (2 bands x 4 trials) runs once per module; the tests read it back through
+Optuna and, in a separate process, through MlflowClient.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import tiny_config
+from objectives.dataset import load_or_generate
+from objectives.training import train
+from search import cluster
+from search.config import parse_config
+from search.export import best_configs, load_best_config, write_export
+from search.orchestrator import Launch, launch
+from search.settings import Settings
+from search.storage import band_study_name, open_storage
+
+HERE = Path(__file__).parent
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    cluster.connect(None, num_cpus=2)
+    yield
+    cluster.disconnect()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, ray_local):
+    folder = tmp_path_factory.mktemp("study")
+    settings = Settings.resolve(run_dir=str(folder))
+    config = parse_config(tiny_config(), source=folder / "tiny.yaml")
+    bands = launch(config, "e2e", settings)
+    return config, settings, bands
+
+
+def _read_mlflow(settings: Settings, experiment: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, str(HERE / "read_mlflow.py"), settings.tracking_uri, experiment],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def _trials(settings: Settings, study: str, band: str) -> list[optuna.trial.FrozenTrial]:
+    storage = open_storage(settings.storage_url)
+    return optuna.load_study(study_name=band_study_name(study, band), storage=storage).get_trials()
+
+
+def test_each_band_meets_its_exact_budget(finished) -> None:
+    config, settings, bands = finished
+    for band in ("500", "3000"):
+        trials = _trials(settings, "e2e", band)
+        assert len(trials) == 4
+        assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(band.best() is not None for band in bands)
+
+
+def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
+    config, settings, _ = finished
+    tree = _read_mlflow(settings, "e2e")
+    parents = {r["tags"]["bandsearch.band"]: r for r in tree["runs"] if r["tags"].get("bandsearch.role") == "band"}
+    children = [r for r in tree["runs"] if r["tags"].get("bandsearch.role") == "trial"]
+    assert set(parents) == {"500", "3000"} and len(children) == 8
+    assert all(p["status"] == "FINISHED" for p in parents.values())
+    for band, parent in parents.items():
+        assert parent["metrics"]["best_val_accuracy"], "the parent logs the best value as trials finish"
+        assert parent["tags"]["best.mlflow_run_id"] in {c["run_id"] for c in children}
+        trials = {t.number: t for t in _trials(settings, "e2e", band)}
+        mine = [c for c in children if c["tags"]["mlflow.parentRunId"] == parent["run_id"]]
+        assert len(mine) == 4
+        for child in mine:
+            trial = trials[int(child["tags"]["optuna.trial_number"])]
+            assert trial.user_attrs["mlflow_run_id"] == child["run_id"]
+            assert child["tags"]["optuna.study_name"] == band_study_name("e2e", band)
+            assert child["tags"]["bandsearch.band"] == band
+            assert {"optimizer", "lr", "batch_size", "warmup_epochs", "epochs", "model.hidden"} <= set(child["params"])
+            assert child["name"].startswith(f"t{trial.number:03d} {child['params']['optimizer']} lr=")
+            epochs = [step for step, _ in child["metrics"]["val_accuracy"]]
+            assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) == trial.last_step
+            for key in ("train_loss", "val_loss", "lr"):
+                assert len(child["metrics"][key]) == len(epochs)
+            assert child["metrics"]["val_accuracy"][-1][1] == pytest.approx(trial.intermediate_values[trial.last_step])
+            expected = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}[trial.state]
+            assert child["status"] == expected
+            if trial.state == TrialState.COMPLETE:
+                assert child["metrics"]["objective"][-1][1] == pytest.approx(trial.value)
+                assert len(epochs) == config.training.epochs
+
+
+def test_export_and_retrain_reproduce_the_best_trial(finished, tmp_path) -> None:
+    _, settings, bands = finished
+    out = tmp_path / "best.yaml"
+    write_export(best_configs(settings.storage_url, "e2e"), out)
+    for band in bands:
+        best = load_best_config(out, band.name)
+        assert best.val_accuracy == pytest.approx(band.best().value)
+        data = load_or_generate(best.task, best.band, settings.cache_dir)
+        result = train(best.train, data, device="cpu")
+        assert result.val_accuracy == pytest.approx(best.val_accuracy, abs=0.02)
+
+
+def test_relaunch_resumes_to_a_larger_budget_without_duplicates(finished) -> None:
+    config, settings, _ = finished
+    import dataclasses
+
+    bigger = dataclasses.replace(config, search=dataclasses.replace(config.search, trials_per_band=6))
+    launch(bigger, "e2e", settings)
+    for band in ("500", "3000"):
+        trials = _trials(settings, "e2e", band)
+        assert sorted(t.number for t in trials) == list(range(6))
+        assert all(t.state != TrialState.RUNNING for t in trials)
+
+
+def test_resume_with_a_different_task_is_refused(finished) -> None:
+    _, settings, _ = finished
+    changed = parse_config(tiny_config(task={"snr_db": [5, 6]}), source="changed.yaml")
+    from search.errors import BandsearchError
+
+    with pytest.raises(BandsearchError, match="different task"):
+        Launch(changed, "e2e", settings).prepare()
+
+
+def test_trials_left_running_by_a_dead_driver_are_failed_and_retried(tmp_path, ray_local) -> None:
+    settings = Settings.resolve(run_dir=str(tmp_path))
+    config = parse_config(tiny_config(bands=[{"center_hz": 1000}], search={"trials_per_band": 2}), source="t.yaml")
+    first = Launch(config, "crash", settings)
+    first.prepare()
+    first.connect()
+    band = first.bands[0]
+    # What a killed driver leaves behind: a trial RUNNING in Optuna with its MLflow run RUNNING.
+    first._start(band)
+    (ref, flight), = first.in_flight.items()
+    cluster.cancel([ref])
+    orphan_number, orphan_run = flight.trial.number, flight.run_id
+
+    bands = launch(config, "crash", settings)
+    trials = {t.number: t for t in _trials(settings, "crash", "1000")}
+    orphan = trials[orphan_number]
+    assert orphan.state == TrialState.FAIL and orphan.user_attrs["retried"] is True
+    retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == orphan_number]
+    assert len(retries) == 1 and retries[0].params == orphan.params
+    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials.values()) == 2
+    assert bands[0].finished == 2
+    runs = {r["run_id"]: r for r in _read_mlflow(settings, "crash")["runs"]}
+    assert runs[orphan_run]["status"] == "FAILED" and "error.txt" in runs[orphan_run]["artifacts"]
+    assert not [r for r in runs.values() if r["status"] == "RUNNING"]
+
+
+def test_bad_trials_never_kill_the_study(tmp_path, ray_local) -> None:
+    settings = Settings.resolve(run_dir=str(tmp_path))
+    space = {
+        "optimizer": {
+            # lr 1e12 diverges at epoch 1; Nesterov with momentum 0 is an invalid point.
+            "sgd": {"lr": {"choices": [1e12, 0.05]}, "momentum": {"choices": [0.0, 0.9]}, "nesterov": True},
+        },
+        "batch_size": 32,
+    }
+    config = parse_config(
+        tiny_config(bands=[{"center_hz": 1000}], space=space, search={"trials_per_band": 3, "pruner": "none"}),
+        source="t.yaml",
+    )
+    run = Launch(config, "bad", settings)
+    run.prepare()
+    for lr, momentum in ((1e12, 0.9), (0.05, 0.0), (0.05, 0.9)):
+        run.bands[0].study.enqueue_trial({"sgd.lr": lr, "sgd.momentum": momentum})
+    (band,) = run.run()
+    trials = _trials(settings, "bad", "1000")
+    assert len(trials) == 3 and band.finished == 3
+    diverged = [t for t in trials if t.user_attrs.get("stop_reason") == "diverged"]
+    invalid = [t for t in trials if t.state == TrialState.FAIL]
+    assert diverged and all(t.state == TrialState.PRUNED and t.params["sgd.lr"] == 1e12 for t in diverged)
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 1
+    assert invalid and all("Nesterov momentum needs momentum > 0" in t.user_attrs["fail_reason"] for t in invalid)
+    runs = _read_mlflow(settings, "bad")["runs"]
+    statuses = {r["tags"].get("bandsearch.state"): r["status"] for r in runs if r["tags"].get("bandsearch.role") == "trial"}
+    assert statuses.get("diverged") == "KILLED"
+    assert not [r for r in runs if r["status"] == "RUNNING"]
