@@ -58,6 +58,16 @@ def _trial_task(job: TrialJob, data: BandDataset) -> TrialOutcome:
     return run_trial(job, data, node=ray.get_runtime_context().get_node_id())
 
 
+@ray.remote(max_retries=1)
+def _call(fn: Any, data: BandDataset, *args: Any) -> Any:
+    return fn(data, *args)
+
+
+def map_on_bands(fn: Any, calls: list[tuple[ray.ObjectRef, tuple]], cpus: float = 1.0) -> list[Any]:
+    """Run `fn(band_data, *args)` for each (data ref, args) as parallel tasks; results in order."""
+    return ray.get([_call.options(num_cpus=cpus).remote(fn, data, *args) for data, args in calls])
+
+
 def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None) -> dict[str, ray.ObjectRef]:
     """Start building each band's dataset once (in parallel); trials receive the references."""
     cache = str(cache_dir) if cache_dir else None

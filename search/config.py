@@ -14,11 +14,12 @@ from typing import Any
 import yaml
 
 from objectives.config import Band, InvalidConfig, ModelConfig, TaskConfig, TrainConfig
+from objectives.lr_finder import RangeTestSettings
 from search import strategies
 from search.errors import BandsearchError
 from search.space import Space, parse_space
 
-TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space")
+TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class StudyConfig:
     task: TaskConfig
     training: TrainingSettings
     bands: tuple[BandPlan, ...]
+    lr_finder: RangeTestSettings = field(default_factory=RangeTestSettings)
 
     def band(self, name: str) -> BandPlan:
         for plan in self.bands:
@@ -177,9 +179,14 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
         if not isinstance(data["space"], Mapping):
             raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
         bands = _parse_bands(data.get("bands"), task, training, data["space"])
+        lr_finder = build_dataclass(RangeTestSettings, data.get("lr_finder"), "lr_finder")
+        _checked("lr_finder", lr_finder.validate)
+        if lr_finder.batch_size > task.n_train:
+            raise InvalidConfig("lr_finder.batch_size", f"{lr_finder.batch_size} is larger than the training set")
     except InvalidConfig as err:
         raise BandsearchError(f"{source}: {err.key}: {err.message}") from None
-    return StudyConfig(source=source, search=search, task=task, training=training, bands=bands)
+    return StudyConfig(source=Path(source), search=search, task=task, training=training, bands=bands,
+                       lr_finder=lr_finder)
 
 
 def load_config(path: str | Path) -> StudyConfig:

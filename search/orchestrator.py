@@ -9,6 +9,7 @@ retried on the next launch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
@@ -22,6 +23,8 @@ from objectives.config import InvalidConfig, to_dict
 from search import cluster
 from search.config import BandPlan, StudyConfig
 from search.errors import BandsearchError
+from search.lr_finder import LrFinder
+from search.lr_tables import finder_table, log_tables, study_table
 from search.settings import Settings
 from search.storage import ATTR, band_study_name, mask, open_storage, study_attrs
 from search.strategies import build_pruner, build_sampler
@@ -29,6 +32,8 @@ from search.tracking import Tracker
 from search.worker import TrialJob, TrialOutcome
 
 log = logging.getLogger(__name__)
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
 
 # How each outcome ends in Optuna and in MLflow.
 _STATES = {
@@ -57,7 +62,7 @@ class BandRun:
 
     plan: BandPlan
     study: optuna.Study
-    parent_run_id: str
+    parent_run_id: str  # empty until the first launch opens it
     budget: int
     data: Any = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_STATES, 0) | {"running": 0})
@@ -150,24 +155,28 @@ class Launch:
                     f"a different {' and '.join(changed)} (see {attrs.get('config_file')}); "
                     "resume with the original file or choose a new --study name"
                 )
-            parent_id = attrs["parent_run_id"]
-            self.tracker.reopen(parent_id)
         else:
-            parent_id = self.tracker.start_run(
-                self.experiment_id,
-                f"band {plan.band.name} Hz",
-                tags={"bandsearch.study": self.study_name, "bandsearch.band": plan.band.name,
-                      "optuna.study_name": study.study_name, "bandsearch.role": "band"},
-                params={"band.center_hz": plan.band.center_hz, "band.width_hz": plan.band.width_hz,
-                        "storage": mask(self.settings.storage_url)},
-            )
-            study.set_user_attr(
-                ATTR, {**wanted, "config_file": str(self.config.source), "parent_run_id": parent_id,
-                       "experiment_id": self.experiment_id},
-            )
-        band = BandRun(plan, study, parent_id, self.config.search.trials_per_band)
+            study.set_user_attr(ATTR, {**wanted, "config_file": str(self.config.source),
+                                       "experiment_id": self.experiment_id})
+        band = BandRun(plan, study, study.user_attrs.get(PARENT_RUN_ATTR, ""), self.config.search.trials_per_band)
         self._recover(band)
         return band
+
+    def _open_parent_runs(self) -> None:
+        """Each band's MLflow parent run: created on the first launch, reopened on a resume."""
+        for band in self.bands:
+            if band.parent_run_id:
+                self.tracker.reopen(band.parent_run_id)
+                continue
+            band.parent_run_id = self.tracker.start_run(
+                self.experiment_id,
+                f"band {band.name} Hz",
+                tags={"bandsearch.study": self.study_name, "bandsearch.band": band.name,
+                      "optuna.study_name": band.study.study_name, "bandsearch.role": "band"},
+                params={"band.center_hz": band.plan.band.center_hz, "band.width_hz": band.plan.band.width_hz,
+                        "storage": mask(self.settings.storage_url)},
+            )
+            band.study.set_user_attr(PARENT_RUN_ATTR, band.parent_run_id)
 
     def _recover(self, band: BandRun) -> None:
         """Count what is done; fail and retry trials a dead driver left RUNNING."""
@@ -193,11 +202,30 @@ class Launch:
             band.data = refs[band.name]
             band.started = time.monotonic()
         self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
+        self._seed_from_finder()
+
+    def _seed_from_finder(self) -> None:
+        """Resolve `lr: {from: lr_finder}` ranges, running the range tests that are missing."""
+        needs = {band.name: band.plan.space.finder_optimizers() for band in self.bands}
+        if not any(needs.values()):
+            return
+        finder = LrFinder(self.config, self.study_name, self.settings)
+        results = finder.run(finder.tasks({name: opts for name, opts in needs.items() if opts}),
+                             {band.name: band.data for band in self.bands})
+        for band in self.bands:
+            suggestions = {task.optimizer: (result or {}).get("suggestion")
+                           for task, result in results.items() if task.band == band.name}
+            try:
+                space = band.plan.space.resolve(suggestions)
+            except InvalidConfig as err:
+                raise BandsearchError(f"{self.config.source}: bands {band.name}: space.{err.key}: {err.message}") from None
+            band.plan = dataclasses.replace(band.plan, space=space)
 
     def run(self, address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
         """Run every band to its budget. On any interruption, end open trials and runs cleanly."""
         if not self.bands:
             self.prepare()
+        self._open_parent_runs()
         if all(band.remaining <= 0 for band in self.bands):
             self._close(interrupted=False)
             return self.bands
@@ -363,7 +391,15 @@ def launch(config: StudyConfig, study_name: str, settings: Settings, progress: P
     """Create or resume the study and run every band to its budget."""
     run = Launch(config, study_name, settings, progress)
     run.prepare()
-    return run.run(address=address, num_cpus=num_cpus)
+    bands = run.run(address=address, num_cpus=num_cpus)
+    publish_tables(settings, study_name)
+    return bands
+
+
+def publish_tables(settings: Settings, study_name: str) -> None:
+    """Log the per-frequency learning-rate tables of the study to MLflow."""
+    tables = [study_table(settings.storage_url, study_name), finder_table(settings.storage_url, study_name)]
+    log_tables(settings.tracking_uri, settings.artifact_root, study_name, [t for t in tables if t.cells])
 
 
 def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:

@@ -97,6 +97,16 @@ class Tracker:
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
 
+    def log_file(self, run_id: str, local_path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(local_path), folder)
+
+    def find_run(self, experiment_id: str, tags: Mapping[str, str]) -> str | None:
+        """The newest run of the experiment carrying all `tags`, if any."""
+        query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=1,
+                                       order_by=["attributes.start_time DESC"])
+        return runs[0].info.run_id if runs else None
+
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
 

@@ -51,3 +51,15 @@ def test_bad_input_stops_before_any_trial_with_one_clear_message(tmp_path: Path)
 def test_export_of_an_unknown_study_is_clear(tmp_path: Path) -> None:
     result = bandsearch("export", "nope", "--run-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "no study named 'nope'" in result.stderr
+
+
+def test_lr_find_then_lr_table(tmp_path: Path) -> None:
+    space = write_yaml(tmp_path / "tiny.yaml", tiny_config(lr_finder={"steps": 20, "batch_size": 32}))
+    run_dir = str(tmp_path / "runs")
+    found = bandsearch("lr-find", str(space), "--study", "lrs", "--run-dir", run_dir, "--num-cpus", "2", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert "LR finder suggestions" in found.stdout
+    table = bandsearch("lr-table", "lrs", "--run-dir", run_dir, "--markdown", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| 500 Hz |") or line.startswith("| 3000 Hz |")]
+    assert len(rows) == 2 and all(line.count("e-") + line.count("e+") >= 2 for line in rows), table.stdout
