@@ -9,10 +9,10 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
-from search.commands import export, launch, lr_find, lr_table, studies, train
+from search.commands import export, launch, lr_find, lr_table, status, studies, train, ui
 from search.errors import BandsearchError
 
-COMMANDS = (launch, lr_find, lr_table, export, train, studies)
+COMMANDS = (launch, status, studies, lr_find, lr_table, export, train, ui)
 
 
 def _configure_logging(verbose: bool) -> None:

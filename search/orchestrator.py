@@ -34,6 +34,7 @@ from search.worker import TrialJob, TrialOutcome
 log = logging.getLogger(__name__)
 
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
+BUDGET_ATTR = "budget"  # trials per band asked by the latest launch
 
 # How each outcome ends in Optuna and in MLflow.
 _STATES = {
@@ -158,6 +159,7 @@ class Launch:
         else:
             study.set_user_attr(ATTR, {**wanted, "config_file": str(self.config.source),
                                        "experiment_id": self.experiment_id})
+        study.set_user_attr(BUDGET_ATTR, self.config.search.trials_per_band)
         band = BandRun(plan, study, study.user_attrs.get(PARENT_RUN_ATTR, ""), self.config.search.trials_per_band)
         self._recover(band)
         return band

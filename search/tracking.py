@@ -7,6 +7,8 @@ batches within MLflow's limits; long values are truncated.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from functools import lru_cache
@@ -116,6 +118,14 @@ class Tracker:
 
     def status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
+
+
+def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> subprocess.Popen:
+    """Start the MLflow UI on a local tracking store; the caller stops it by its handle."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--host", host,
+         "--port", str(port)],
+    )
 
 
 @lru_cache(maxsize=4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -22,10 +23,18 @@ def bandsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_launch_export_train(tmp_path: Path) -> None:
     space = write_yaml(tmp_path / "tiny.yaml", tiny_config(search={"trials_per_band": 2}))
     run_dir = str(tmp_path / "runs")
-    launched = bandsearch("launch", str(space), "--study", "cli", "--run-dir", run_dir, "--quiet",
+    launched = bandsearch("launch", str(space), "--study", "cli", "--run-dir", run_dir, "--progress", "json",
                           "--num-cpus", "2", cwd=tmp_path)
     assert launched.returncode == 0, launched.stderr
-    assert "best per band" in launched.stdout and "500 Hz" in launched.stdout
+    assert "best per band" in launched.stderr and "500 Hz" in launched.stderr
+    events = [json.loads(line) for line in launched.stdout.splitlines()]
+    last = {event["band"]: event for event in events}
+    assert set(last) == {"500", "3000"} and all(e["finished"] == e["budget"] == 2 for e in last.values())
+    assert all(e["running"] == 0 and e["best"] is not None for e in last.values())
+    status = bandsearch("status", "cli", "--run-dir", run_dir, "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    bands = {row["band"]: row for row in json.loads(status.stdout)}
+    assert bands["500"]["finished"] == bands["500"]["budget"] == 2 and bands["3000"]["best"] == last["3000"]["best"]
     exported = bandsearch("export", "cli", "--run-dir", run_dir, "--out", "best.yaml", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
     document = yaml.safe_load((tmp_path / "best.yaml").read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from contextlib import nullcontext
 
 from rich.console import Console
 from rich.table import Table
@@ -12,7 +13,8 @@ from search.commands import add_location_options, settings_from
 from search.config import load_config
 from search.errors import BandsearchError
 from search.orchestrator import launch, summarize
-from search.progress import LaunchProgress
+from search.progress import JsonLinesProgress, LiveProgress
+from search.storage import mask
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, help="trials in flight (overrides search.workers)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
-    parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    parser.add_argument("--progress", choices=("live", "json", "quiet"), default="live",
+                        help="live bars (default), JSON lines on stdout for scripts, or only the summary")
+    parser.add_argument("--quiet", dest="progress", action="store_const", const="quiet", help="same as --progress quiet")
     add_location_options(parser)
     parser.set_defaults(run=run)
 
@@ -38,14 +42,13 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, search=dataclasses.replace(config.search, **overrides))
     settings = settings_from(args)
     study = args.study or config.source.stem
-    console = Console()
+    # With JSON lines on stdout, everything for people goes to stderr.
+    console = Console(stderr=args.progress == "json")
     console.print(f"study [bold]{study}[/]: {len(config.bands)} bands x {config.search.trials_per_band} trials, "
-                  f"{config.search.workers} in flight; storage {settings.storage_url}")
-    if args.quiet:
-        bands = launch(config, study, settings, address=args.address, num_cpus=args.num_cpus)
-    else:
-        with LaunchProgress(console) as progress:
-            bands = launch(config, study, settings, progress, address=args.address, num_cpus=args.num_cpus)
+                  f"{config.search.workers} in flight; storage {mask(settings.storage_url)}")
+    progress = {"live": lambda: LiveProgress(console), "json": JsonLinesProgress, "quiet": nullcontext}[args.progress]
+    with progress() as view:
+        bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus)
     print_summary(console, study, summarize(bands), settings.tracking_uri)
     return 0
 
