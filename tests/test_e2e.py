@@ -15,6 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import browser
 from conftest import tiny_config
 from objectives.dataset import load_or_generate
 from objectives.training import train
@@ -26,6 +27,7 @@ from search.lr_tables import finder_table, study_table
 from search.orchestrator import Launch, launch
 from search.settings import Settings
 from search.storage import band_study_name, open_storage
+from search.tracking import serve_ui
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.timeout(300)
@@ -252,3 +254,33 @@ def test_a_finder_that_diverges_at_once_stops_the_launch_with_a_clear_error(tmp_
     with pytest.raises(BandsearchError, match=r"bands 1000: space.optimizer.sgd.lr: the LR finder has no suggestion"):
         launch(_finder_config(min_lr=1e6, max_lr=1e9), "diverged", settings)
     assert not [t for t in _trials(settings, "diverged", "1000")]
+
+
+@pytest.mark.skipif(not (browser.CHROMIUM and browser.CHROMEDRIVER),
+                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_the_mlflow_ui_shows_the_nested_runs_of_a_study(finished, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, settings, bands = finished
+    port = browser.free_port()
+    server = serve_ui(settings.tracking_uri, "127.0.0.1", port)
+    try:
+        browser.wait_for_http(f"http://127.0.0.1:{port}/health")
+        tree = _read_mlflow(settings, "e2e")
+        experiment = tree["experiment_id"]
+        children = [r["name"] for r in tree["runs"] if r["tags"].get("bandsearch.role") == "trial"]
+        with browser.chromium() as page:
+            page.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs")
+            body = lambda: page.find_element(By.TAG_NAME, "body").text  # noqa: E731
+            WebDriverWait(page, 90).until(lambda _: "band 500 Hz" in body() and "band 3000 Hz" in body())
+            # Each band's parent run lists its trials folded under it; unfold both.
+            expanders = "button[data-component-id*='runnamecellrenderer']"
+            for index in range(2):
+                page.find_elements(By.CSS_SELECTOR, expanders)[index].click()
+            WebDriverWait(page, 30).until(lambda _: all(name in body() for name in children))
+            page.save_screenshot(str(tmp_path / "mlflow_ui.png"))
+            assert (tmp_path / "mlflow_ui.png").stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
