@@ -1,0 +1,151 @@
+"""Reverberant rooms: a bank of room impulse responses (RIRs), simulated once with
+pyroomacoustics, cached on disk, and convolved with fresh band-limited sources per clip.
+
+A full image-source simulation of a reverberant room takes 0.3 to several seconds, so the
+rooms are simulated once per bank (not per clip): `positions_per_room` source positions in
+each of `n_rooms` shoebox rooms, with RT60, size and source distance drawn from their
+ranges. Convolving a fresh source with a stored RIR costs about a millisecond per clip.
+The last `held_out_rooms` rooms are seen only by the validation (test) split.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from objectives.config import Band, TaskConfig, to_dict
+from objectives.sources import WALL_M, Reverberant
+from objectives.synthesis import Clips, add_sensor_noise, draw_snr, in_band, unit_power
+from objectives.geometry import angle_labels
+
+log = logging.getLogger(__name__)
+
+BANK_VERSION = 1  # bump when the simulation changes in a way the parameters do not capture
+_HEIGHT_M = (2.5, 3.5)  # ceiling heights of ordinary rooms
+_EAR_M = 1.5  # array and sources at one height: elevation 0, so azimuth is the whole direction
+_CONVOLVE_CHUNK = 64  # clips convolved at once: bounds FFT memory at about 20 MB
+_memo: dict[str, RirBank] = {}
+
+
+@dataclass(frozen=True)
+class RirBank:
+    rirs: torch.Tensor  # (rooms, positions, mics, taps) float32
+    angles_deg: torch.Tensor  # (rooms, positions) float64: source azimuth seen from the array centre
+    rt60_s: torch.Tensor  # (rooms,) the RT60 each room was built for
+    held_out_rooms: int
+
+    def rooms(self, split: str) -> range:
+        total = self.rirs.shape[0]
+        return range(total - self.held_out_rooms) if split == "train" else range(total - self.held_out_rooms, total)
+
+
+def bank_key(source: Reverberant, task: TaskConfig) -> str:
+    """Every parameter that shapes the bank (not the share, not the band: RIRs are broadband)."""
+    spec = {"version": BANK_VERSION, "rooms": {k: v for k, v in to_dict(source).items() if k != "share"},
+            "array": to_dict(task.array), "sample_rate": task.sample_rate, "seed": task.seed}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _room(source: Reverberant, task: TaskConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """Simulate one room: (rirs (positions, mics, taps), angles (positions,), rt60)."""
+    import pyroomacoustics as pra
+
+    size = [*rng.uniform(*source.room_m, size=2), rng.uniform(*_HEIGHT_M)]
+    rt60 = float(rng.uniform(*source.rt60_s))
+    absorption, max_order = pra.inverse_sabine(rt60, size)
+    room = pra.ShoeBox(size, fs=task.sample_rate, materials=pra.Material(absorption), max_order=max_order)
+    # The array stays near the centre so that every source fits at its distance with WALL_M to spare.
+    slack = max(0.0, min(size[:2]) / 2 - source.distance_m[1] - WALL_M)
+    centre = np.array([size[0] / 2, size[1] / 2]) + rng.uniform(-slack, slack, size=2) / math.sqrt(2)
+    mics = np.array(task.array.positions()) + centre
+    room.add_microphone_array(np.vstack([mics.T, np.full(len(mics), _EAR_M)]))
+    # Stratified angles: every class gets sources even with few positions per room.
+    span = task.array.span_deg
+    angles = (np.arange(source.positions_per_room) + rng.uniform(size=source.positions_per_room)) * (
+        span / source.positions_per_room)
+    for angle, distance in zip(angles, rng.uniform(*source.distance_m, size=len(angles))):
+        theta = math.radians(angle)
+        room.add_source([centre[0] + distance * math.cos(theta), centre[1] + distance * math.sin(theta), _EAR_M])
+    room.compute_rir()
+    taps = max(len(rir) for mic in room.rir for rir in mic)
+    rirs = np.zeros((len(angles), len(mics), taps), dtype=np.float32)
+    for m, mic in enumerate(room.rir):
+        for s, rir in enumerate(mic):
+            rirs[s, m, : len(rir)] = rir
+    return rirs, angles, rt60
+
+
+def build_bank(source: Reverberant, task: TaskConfig) -> RirBank:
+    """Simulate every room of the bank (seconds per room: call through `load_or_build_bank`)."""
+    rng = np.random.default_rng(int(bank_key(source, task), 16))
+    rooms = [_room(source, task, rng) for _ in range(source.n_rooms)]
+    taps = max(rirs.shape[-1] for rirs, _, _ in rooms)
+    stacked = np.stack([np.pad(rirs, ((0, 0), (0, 0), (0, taps - rirs.shape[-1]))) for rirs, _, _ in rooms])
+    return RirBank(
+        rirs=torch.from_numpy(stacked),
+        angles_deg=torch.tensor(np.stack([angles for _, angles, _ in rooms]), dtype=torch.float64),
+        rt60_s=torch.tensor([rt60 for _, _, rt60 in rooms], dtype=torch.float64),
+        held_out_rooms=source.held_out_rooms,
+    )
+
+
+def load_or_build_bank(source: Reverberant, task: TaskConfig, cache_dir: Path | None) -> RirBank:
+    """The bank from memory, from `cache_dir`, or simulated once (bands building in parallel
+    processes wait on a file lock instead of simulating the same rooms again)."""
+    key = bank_key(source, task)
+    if key in _memo:
+        return _memo[key]
+    if cache_dir is None:
+        _memo[key] = build_bank(source, task)
+        return _memo[key]
+    path = Path(cache_dir) / f"rirs-{key}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.exists():
+            log.info("simulating %d rooms into %s", source.n_rooms, path)
+            bank = build_bank(source, task)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            os.close(fd)
+            torch.save(asdict(bank), tmp)
+            os.replace(tmp, path)
+    _memo[key] = RirBank(**torch.load(path, weights_only=True))
+    return _memo[key]
+
+
+def reverberant_clips(bank: RirBank, task: TaskConfig, band: Band, split: str, n: int,
+                      generator: torch.Generator) -> Clips:
+    """`n` clips: a fresh band-limited source through a random stored RIR of the split's rooms."""
+    rooms = bank.rooms(split)
+    room = torch.randint(rooms.start, rooms.stop, (n,), generator=generator)
+    position = torch.randint(0, bank.rirs.shape[1], (n,), generator=generator)
+    snr_db = draw_snr(task, n, generator)
+    taps = bank.rirs.shape[-1]
+    # The source runs `taps` samples before the clip so the clip hears the full reverberant tail.
+    length = task.clip_samples + taps - 1
+    mask = in_band(task, band, length)
+    spectrum = torch.zeros(n, mask.numel(), dtype=torch.complex64)
+    spectrum[:, mask] = torch.complex(torch.randn(n, int(mask.sum()), generator=generator),
+                                      torch.randn(n, int(mask.sum()), generator=generator))
+    fft_size = length + taps - 1
+    clean = []
+    for start in range(0, n, _CONVOLVE_CHUNK):
+        stop = min(n, start + _CONVOLVE_CHUNK)
+        signal = torch.fft.irfft(spectrum[start:stop], n=length)
+        rirs = bank.rirs[room[start:stop], position[start:stop]]  # (chunk, mics, taps)
+        wet = torch.fft.irfft(torch.fft.rfft(signal, n=fft_size)[:, None, :] * torch.fft.rfft(rirs, n=fft_size),
+                              n=fft_size)
+        clean.append(wet[..., taps - 1 : taps - 1 + task.clip_samples])
+    waveforms = add_sensor_noise(unit_power(torch.cat(clean).double()), task, band, snr_db, generator)
+    angles = bank.angles_deg[room, position]
+    return Clips(waveforms, angles, angle_labels(angles, task), snr_db)
