@@ -248,7 +248,7 @@ def check_task(index: FolderIndex, task: TaskConfig) -> None:
                                   f"({getattr(expected, key)}); it comes from the folder, so leave it out of the YAML")
 
 
-def _read(segment: Segment, clip_samples: int) -> torch.Tensor:
+def read_segment(segment: Segment, clip_samples: int) -> torch.Tensor:
     stop = segment.start + segment.n_clips * clip_samples
     parts = [soundfile.read(str(path), start=segment.start, stop=stop, dtype="float32", always_2d=True)[0]
              for path in segment.channels]
@@ -268,7 +268,7 @@ def folder_clips(index: FolderIndex, task: TaskConfig, band: Band, split: str) -
     for segment in index.segments:
         if segment.split != split:
             continue
-        audio = band_pass(_read(segment, task.clip_samples), index.sample_rate, band)
+        audio = band_pass(read_segment(segment, task.clip_samples), index.sample_rate, band)
         clips = audio.reshape(audio.shape[0], segment.n_clips, task.clip_samples).transpose(0, 1)
         power = clips.double().pow(2).mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
         angles = torch.full((segment.n_clips,), segment.azimuth_deg, dtype=torch.float64)

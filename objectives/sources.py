@@ -162,7 +162,7 @@ def source_from_dict(data: dict[str, Any]) -> Any:
 def split_counts(task: TaskConfig, split: str) -> list[int]:
     """Clips each source contributes to a split: its share of n_train or n_val, summing exactly."""
     total = task.n_train if split == "train" else task.n_val
-    shares = [source.share for source in task.sources]
+    shares = [getattr(source, "share", 1.0) for source in task.sources]  # a folder stands alone: no share
     counts = [int(total * share / sum(shares)) for share in shares]
     counts[0] += total - sum(counts)
     return counts
