@@ -9,10 +9,10 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
-from search.commands import export, launch, lr_find, lr_table, studies, train
+from search.commands import baselines, data, export, launch, lr_find, lr_table, studies, train
 from search.errors import BandsearchError
 
-COMMANDS = (launch, lr_find, lr_table, export, train, studies)
+COMMANDS = (launch, lr_find, lr_table, export, train, studies, baselines, data)
 
 
 def _configure_logging(verbose: bool) -> None:
