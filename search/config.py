@@ -151,15 +151,15 @@ def _parse_task(raw: Any, base: Path) -> TaskConfig:
     for i, source in enumerate(task.sources):
         if source.kind != "folder":
             continue
+        try:
+            index = index_folder(Path(source.path), task.clip_samples, task.seed, source.val_fraction)
+        except RecordingsError as err:
+            raise InvalidConfig(f"task.sources[{i}].path", str(err)) from None
         given = [key for key in FOLDER_KEYS if key in raw]
         if given:
             raise InvalidConfig(f"task.{given[0]}", f"comes from the folder {source.path} (array.json, labels.csv) "
                                 "for a folder source; remove it from the YAML")
-        try:
-            task = task_for_folder(task, index_folder(Path(source.path), task.clip_samples, task.seed,
-                                                      source.val_fraction))
-        except RecordingsError as err:
-            raise InvalidConfig(f"task.sources[{i}].path", str(err)) from None
+        task = task_for_folder(task, index)
     _checked("task", task.validate)
     return task
 

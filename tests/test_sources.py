@@ -96,7 +96,7 @@ def test_sources_mix_by_share() -> None:
 @pytest.mark.parametrize("sources, key, message", [
     ((), "sources", "at least one source"),
     ((FreeField(share=0.0),), "sources[0].share", "must be > 0"),
-    ((Reverberant(held_out_rooms=8),), "sources[0].held_out_rooms", "rooms of their own"),
+    ((Reverberant(held_out_rooms=10),), "sources[0].held_out_rooms", "rooms of their own"),
     ((Reverberant(room_m=(3.0, 8.0)),), "sources[0].room_m", "so every source fits"),
 ])
 def test_bad_sources_name_the_key(sources, key, message) -> None:
