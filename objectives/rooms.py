@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from objectives.config import SPEED_OF_SOUND, Band, TaskConfig, to_dict
-from objectives.sources import WALL_M, Reverberant
+from objectives.sources import CHUNK, WALL_M, Reverberant
 from objectives.geometry import angle_labels
 from objectives.synthesis import Clips, add_sensor_noise, draw_snr, in_band, unit_power
 
@@ -125,26 +126,39 @@ def load_or_build_bank(source: Reverberant, task: TaskConfig, cache_dir: Path | 
     return _memo[key]
 
 
-def reverberant_clips(bank: RirBank, task: TaskConfig, band: Band, split: str, n: int,
-                      generator: torch.Generator) -> Clips:
-    """`n` clips: a fresh band-limited source through a random stored RIR of the split's rooms.
+def folded_responses(bank: RirBank, task: TaskConfig, band: Band) -> torch.Tensor:
+    """The RIRs' spectra at the clip's bins, inside the band: (rooms, positions, mics, band bins).
 
-    The source is periodic noise drawn in the frequency domain with a period of at least the
-    RIR's length, so circular convolution (a product of spectra) is exactly the steady-state
-    room response: no transient, no long linear convolution, only the band's bins multiplied.
+    Each RIR is folded onto one clip length (its tail added back onto its start): with a
+    source that repeats every clip, that is exactly the steady-state room response.
+    """
+    n = task.clip_samples
+    taps = bank.rirs.shape[-1]
+    padded = torch.nn.functional.pad(bank.rirs, (0, -taps % n))
+    folded = padded.reshape(*padded.shape[:-1], -1, n).sum(dim=-2)
+    return torch.fft.rfft(folded)[..., in_band(task, band, n)]
+
+
+def reverberant_clips(bank: RirBank, task: TaskConfig, band: Band, split: str, n: int,
+                      generator: torch.Generator) -> Iterator[Clips]:
+    """`n` clips in chunks: fresh band-limited sources through random stored RIRs of the split's rooms.
+
+    As in free field (synthesis.py) the source is band-limited noise drawn in the frequency
+    domain with a period of one clip, so the room is one product of spectra per clip: no
+    transient, no long linear convolution, only the band's bins touched.
     """
     rooms = bank.rooms(split)
-    room = torch.randint(rooms.start, rooms.stop, (n,), generator=generator)
-    position = torch.randint(0, bank.rirs.shape[1], (n,), generator=generator)
-    snr_db = draw_snr(task, n, generator)
-    period = 1 << (max(task.clip_samples, bank.rirs.shape[-1]) - 1).bit_length()  # a power of two: fast FFTs
-    mask = in_band(task, band, period)
-    responses = torch.fft.rfft(bank.rirs, n=period)[..., mask]  # (rooms, positions, mics, band bins)
-    source = torch.complex(torch.randn(n, int(mask.sum()), generator=generator),
-                           torch.randn(n, int(mask.sum()), generator=generator))
-    spectrum = torch.zeros(n, task.array.n_mics, mask.numel(), dtype=torch.complex64)
-    spectrum[..., mask] = source[:, None, :] * responses[room, position]
-    clean = unit_power(torch.fft.irfft(spectrum, n=period)[..., : task.clip_samples].double())
-    waveforms = add_sensor_noise(clean, task, band, snr_db, generator)
-    angles = bank.angles_deg[room, position]
-    return Clips(waveforms, angles, angle_labels(angles, task), snr_db)
+    mask = in_band(task, band, task.clip_samples)
+    responses = folded_responses(bank, task, band)
+    for start in range(0, n, CHUNK):
+        size = min(CHUNK, n - start)
+        room = torch.randint(rooms.start, rooms.stop, (size,), generator=generator)
+        position = torch.randint(0, bank.rirs.shape[1], (size,), generator=generator)
+        snr_db = draw_snr(task, size, generator)
+        source = torch.complex(torch.randn(size, int(mask.sum()), generator=generator),
+                               torch.randn(size, int(mask.sum()), generator=generator))
+        spectrum = torch.zeros(size, task.array.n_mics, mask.numel(), dtype=torch.complex64)
+        spectrum[..., mask] = source[:, None, :] * responses[room, position]
+        clean = unit_power(torch.fft.irfft(spectrum, n=task.clip_samples))
+        angles = bank.angles_deg[room, position]
+        yield Clips(add_sensor_noise(clean, task, band, snr_db, generator), angles, angle_labels(angles, task), snr_db)

@@ -89,9 +89,7 @@ class Reverberant:
               cache_dir: Path | None) -> Iterator[Clips]:
         from objectives.rooms import load_or_build_bank, reverberant_clips
 
-        bank = load_or_build_bank(self, task, cache_dir)
-        for start in range(0, n, CHUNK):
-            yield reverberant_clips(bank, task, band, split, min(CHUNK, n - start), generator)
+        yield from reverberant_clips(load_or_build_bank(self, task, cache_dir), task, band, split, n, generator)
 
     def fingerprint(self) -> str:
         return ""
