@@ -36,7 +36,7 @@ from objectives.config import ArrayConfig, Band, TaskConfig
 from objectives.geometry import angle_labels
 from objectives.synthesis import Clips
 
-SPLIT_NAMES = ("train", "val")
+SPLIT_NAMES = ("train", "val")  # the dataset's two splits; "val" is the test set the baselines share
 _REQUIRED = ("file", "azimuth_deg")
 _OPTIONAL = ("start_s", "end_s", "split")
 

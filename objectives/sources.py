@@ -19,7 +19,6 @@ import torch
 from objectives.config import Band, InvalidConfig, TaskConfig
 from objectives.synthesis import Clips, synthesize
 
-SPLITS = ("train", "val")
 WALL_M = 0.3  # closest a source may come to a wall
 CHUNK = 500  # clips made at once: bounds memory at about 60 MB per chunk
 
