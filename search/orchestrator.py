@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from objectives.config import InvalidConfig, to_dict
-from search import cluster
+from search import baselines, cluster
 from search.config import BandPlan, StudyConfig
 from search.errors import BandsearchError
 from search.lr_finder import LrFinder
@@ -66,6 +66,7 @@ class BandRun:
     parent_run_id: str  # empty until the first launch opens it
     budget: int
     data: Any = None
+    baselines: Any = None  # Ray reference to the classical baselines' metrics, while they run
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_STATES, 0) | {"running": 0})
     started: float = field(default_factory=time.monotonic)
 
@@ -203,6 +204,9 @@ class Launch:
         for band in missing:
             band.data = refs[band.name]
             band.started = time.monotonic()
+            if self.config.baselines.methods and baselines.ATTR not in band.study.user_attrs:
+                band.baselines = baselines.start(self.config.task, band.plan.band, self.config.baselines,
+                                                 self.settings.cache_dir)
         self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
         self._seed_from_finder()
 
@@ -314,6 +318,8 @@ class Launch:
         else:
             if outcome.state == "diverged":
                 trial.set_user_attr("stop_reason", "diverged")
+            if "final_val_angle_error_deg" in outcome.metrics:
+                trial.set_user_attr(baselines.NET_ERROR_ATTR, outcome.metrics["final_val_angle_error_deg"])
             state, _ = _STATES[outcome.state]
             band.study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
             band.counts[outcome.state] += 1
@@ -370,6 +376,9 @@ class Launch:
 
     def _close(self, interrupted: bool) -> None:
         for band in self.bands:
+            if band.baselines is not None and not interrupted:
+                baselines.record(band.study, self.tracker, band.parent_run_id, band.baselines)
+                band.baselines = None
             best = band.best()
             if best is not None:
                 config = flat_params(best.user_attrs["train_config"])
@@ -416,6 +425,8 @@ def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
             "best": best.value if best else None,
             "config": best.user_attrs.get("train_config") if best else None,
             "best_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
+            "angle_error_deg": best.user_attrs.get(baselines.NET_ERROR_ATTR) if best else None,
+            "baselines": band.study.user_attrs.get(baselines.ATTR),
             "parent_run_id": band.parent_run_id,
         })
     return rows

@@ -81,6 +81,7 @@ def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
     assert all(p["status"] == "FINISHED" for p in parents.values())
     for band, parent in parents.items():
         assert parent["metrics"]["best_val_accuracy"], "the parent logs the best value as trials finish"
+        assert {"baseline.music.accuracy", "baseline.srp_phat.angle_error_deg"} <= set(parent["metrics"])
         assert parent["tags"]["best.mlflow_run_id"] in {c["run_id"] for c in children}
         trials = {t.number: t for t in _trials(settings, "e2e", band)}
         mine = [c for c in children if c["tags"]["mlflow.parentRunId"] == parent["run_id"]]
@@ -94,7 +95,7 @@ def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
             assert child["name"].startswith(f"t{trial.number:03d} {child['params']['optimizer']} lr=")
             epochs = [step for step, _ in child["metrics"]["val_accuracy"]]
             assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) == trial.last_step
-            for key in ("train_loss", "val_loss", "lr"):
+            for key in ("train_loss", "val_loss", "lr", "val_angle_error_deg"):
                 assert len(child["metrics"][key]) == len(epochs)
             assert child["metrics"]["val_accuracy"][-1][1] == pytest.approx(trial.intermediate_values[trial.last_step])
             expected = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}[trial.state]

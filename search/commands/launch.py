@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from rich.console import Console
 from rich.table import Table
 
+from search import baselines
 from search.commands import add_location_options, settings_from
 from search.config import load_config
 from search.errors import BandsearchError
@@ -49,19 +50,21 @@ def run(args: argparse.Namespace) -> int:
     progress = {"live": lambda: LiveProgress(console), "json": JsonLinesProgress, "quiet": nullcontext}[args.progress]
     with progress() as view:
         bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus)
-    print_summary(console, study, summarize(bands), settings.tracking_uri)
+    print_summary(console, study, summarize(bands), settings.tracking_uri, config.baselines.methods)
     return 0
 
 
-def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: str) -> None:
-    table = Table(title=f"study {study}: best per band")
-    for column in ("band", "best val acc", "optimizer", "lr", "batch", "done/pruned/failed", "MLflow run"):
+def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: str, methods: list[str]) -> None:
+    """Best per band; the network's val accuracy / angle error beside the classical baselines'."""
+    table = Table(title=f"study {study}: best per band (accuracy / mean angle error on the same test clips)")
+    for column in ("band", *baselines.columns(methods), "optimizer", "lr", "batch", "done/pruned/failed",
+                   "MLflow run"):
         table.add_column(column)
     for row in rows:
         config = row["config"] or {}
         table.add_row(
             f"{row['band']} Hz",
-            f"{row['best']:.4f}" if row["best"] is not None else "-",
+            *baselines.cells(row["best"], row["angle_error_deg"], row["baselines"], methods),
             config.get("optimizer", "-"),
             f"{config['lr']:.2e}" if config else "-",
             str(config.get("batch_size", "-")),
