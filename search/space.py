@@ -164,12 +164,13 @@ def parse_param(key: str, raw: Any, integer: bool) -> Param:
     return Range(low, high, log=log, step=step)
 
 
-def _check_values(key: str, param: Param, check: Any) -> None:
+def _check_values(key: str, param: Param, check: Any, default: bool = False) -> None:
     for value in param.bounds():
         try:
             check(value)
         except InvalidConfig as err:
-            raise InvalidConfig(key, err.message) from None
+            hint = f" (the default {value!r}; set {key.split('.')[-1]} in the space)" if default else ""
+            raise InvalidConfig(key, err.message + hint) from None
 
 
 def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
@@ -232,6 +233,10 @@ def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int) -> dict[str,
             else:
                 branch[key] = parse_param(where, value, integer=key in INTEGERS)
                 _check_values(where, branch[key], lambda v, k=key: check_hyperparameter(k, v, epochs))
+        for key, default in table[name].defaults.items():  # defaults can clash with training.epochs
+            if key not in branch:
+                _check_values(f"{kind}.{name}.{key}", Fixed(default),
+                              lambda v, k=key: check_hyperparameter(k, v, epochs), default=True)
         branches[name] = branch
     return branches
 
