@@ -1,9 +1,10 @@
 """How the optimizer behaved: measured every step on flat vectors, reported per epoch,
 summarised at the end of the run.
 
-Per step, on the flat gradient g and weights theta (objectives/flat.py), five vector
-operations and no per-parameter loop: ||g||^2, g . g_prev, ||dtheta||^2, and two copies.
-They land in a per-epoch tensor on the training device, read back once per epoch. Wall
+Per step, on the flat gradient g and weights theta (objectives/flat.py), six vector
+operations and no per-parameter loop: ||g||^2, g . g_prev, ||dtheta||^2 (a subtraction and
+a dot product) and two copies. The scalars stay on the training device and are read back
+once per epoch. Wall
 time is split into forward, backward and update (the update excludes SVRG's full-gradient
 passes, which are timed per pass); on CUDA each phase boundary synchronises.
 
@@ -67,7 +68,7 @@ class Dynamics:
         self.theta0 = flat.params.clone()
         self.prev_theta = flat.params.clone()
         self.prev_grad = torch.zeros_like(flat.grads)
-        self.rows = torch.zeros(0, 3, device=device)
+        self.rows: list[torch.Tensor] = []  # this epoch's per-step scalars, on the device
         self.step = 0
         self.clock = 0.0
         self.full_seen = 0.0
@@ -90,7 +91,7 @@ class Dynamics:
     # -- every step, in this order ---------------------------------------------------
 
     def begin_epoch(self, steps: int) -> None:
-        self.rows = torch.zeros(steps, 3, device=self.device)
+        self.rows = []
         self.step, self.epoch_times = 0, [0.0, 0.0, 0.0]
 
     def start(self) -> None:
@@ -103,9 +104,8 @@ class Dynamics:
 
     def after_backward(self) -> None:
         self.lap(BACKWARD)
-        g, row = self.flat.grads, self.rows[self.step]
-        torch.dot(g, g, out=row[0])
-        torch.dot(g, self.prev_grad, out=row[1])
+        g = self.flat.grads
+        self.rows += (torch.dot(g, g), torch.dot(g, self.prev_grad))
         self.prev_grad.copy_(g)
         self.clock = self._now()  # the measurement is not part of any phase
 
@@ -115,14 +115,14 @@ class Dynamics:
         self.epoch_times[UPDATE] -= full_seconds - self.full_seen
         self.full_seen = full_seconds
         delta = self.prev_theta.sub_(self.flat.params)
-        torch.dot(delta, delta, out=self.rows[self.step, 2])
+        self.rows.append(torch.dot(delta, delta))
         self.prev_theta.copy_(self.flat.params)
         self.step += 1
 
     # -- per epoch and at the end ----------------------------------------------------
 
     def end_epoch(self, epoch: int, val_accuracy: float, full_passes: int) -> dict[str, float]:
-        rows = self.rows[: self.step].double().cpu().numpy()
+        rows = torch.stack(self.rows).reshape(-1, 3).double().cpu().numpy() if self.rows else np.zeros((0, 3))
         norms = np.sqrt(rows[:, 0])
         previous = np.concatenate([[self.last_norm], norms[:-1]])
         with np.errstate(invalid="ignore", divide="ignore"):
