@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="optimizer hyperparameter, e.g. momentum=0.9 (repeatable)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--warmup-epochs", type=int, default=0)
+    parser.add_argument("--schedule", default="cosine", help="cosine, step, exponential or constant")
+    parser.add_argument("--clip-norm", type=float, help="max global gradient norm (default: no clipping)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=TaskConfig.n_train)
@@ -41,10 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     params = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.param)}
     config = TrainConfig(optimizer=args.optimizer, lr=args.lr, optimizer_params=params,
                          batch_size=args.batch_size, warmup_epochs=args.warmup_epochs,
-                         epochs=args.epochs, seed=args.seed)
+                         epochs=args.epochs, seed=args.seed, schedule=args.schedule, clip_norm=args.clip_norm)
     config.validate(task.n_train)
     result = train(config, load_or_generate(task, band, args.cache_dir), _PrintReporter())
-    print(json.dumps({"val_accuracy": result.val_accuracy, "train_seconds": round(result.train_seconds, 3)}))
+    print(json.dumps({"val_accuracy": result.val_accuracy, "train_seconds": round(result.train_seconds, 3),
+                      **result.dynamics}))
 
 
 if __name__ == "__main__":

@@ -219,11 +219,22 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
+    # Warmup then cosine: what every trial ran before schedules became a choice.
+    schedule: str = "cosine"
+    schedule_params: dict[str, Any] = field(default_factory=dict)
+    clip_norm: float | None = None  # max global gradient norm; None: no clipping
+    # Linear scaling rule: `lr` is the rate at this batch size, scaled by batch / it. None: off.
+    lr_reference_batch: int | None = None
+    # Batch-size ramp: start at this batch size and grow to batch_size over ramp_epochs. None: off.
+    ramp_from_batch_size: int | None = None
+    ramp_epochs: int = 3  # 16 -> 128 doubles each epoch over 3 epochs
+    target_accuracy: float = 0.9  # the dynamics report the first epoch reaching it
 
     def validate(self, n_train: int | None = None) -> None:
         from objectives.optimizers import validate_optimizer
+        from objectives.schedules import resolve_schedule
 
-        validate_optimizer(self.optimizer, self.optimizer_params)
+        validate_optimizer(self.optimizer, self.optimizer_params, self.epochs)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InvalidConfig("lr", f"must be a finite number > 0, got {self.lr}")
         if self.batch_size < 1:
@@ -241,9 +252,30 @@ class TrainConfig:
                 "warmup_epochs", f"must be in [0, epochs={self.epochs}], got {self.warmup_epochs}"
             )
         try:
+            resolve_schedule(self.schedule, self.schedule_params)
+        except InvalidConfig as err:
+            key = err.key if err.key == "schedule" else f"schedule_params.{err.key}"
+            raise InvalidConfig(key, err.message) from None
+        self._validate_batches()
+        if not 0 < self.target_accuracy <= 1:
+            raise InvalidConfig("target_accuracy", f"must be in (0, 1], got {self.target_accuracy}")
+        try:
             self.model.validate()
         except InvalidConfig as err:
             raise InvalidConfig(f"model.{err.key}", err.message) from None
+
+    def _validate_batches(self) -> None:
+        if self.clip_norm is not None and not (self.clip_norm > 0 and math.isfinite(self.clip_norm)):
+            raise InvalidConfig("clip_norm", f"must be a finite number > 0 (or null: no clipping), got {self.clip_norm}")
+        if self.lr_reference_batch is not None and self.lr_reference_batch < 1:
+            raise InvalidConfig("lr_reference_batch", f"must be >= 1 (or null: off), got {self.lr_reference_batch}")
+        if self.ramp_from_batch_size is not None and not 1 <= self.ramp_from_batch_size <= self.batch_size:
+            raise InvalidConfig(
+                "ramp_from_batch_size",
+                f"must be in [1, batch_size={self.batch_size}] (or null: no ramp), got {self.ramp_from_batch_size}",
+            )
+        if self.ramp_from_batch_size is not None and not 1 <= self.ramp_epochs <= self.epochs:
+            raise InvalidConfig("ramp_epochs", f"must be in [1, epochs={self.epochs}], got {self.ramp_epochs}")
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

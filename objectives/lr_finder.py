@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from objectives.config import InvalidConfig, ModelConfig
 from objectives.dataset import BandDataset
 from objectives.model import build_model
-from objectives.optimizers import build_optimizer
+from objectives.optimizers import build_optimizer, optimizer_spec
+from objectives.passes import GradientPasses
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,14 @@ def range_test(
     optimizer: torch.optim.Optimizer,
     loss_fn: Callable[[], torch.Tensor],
     settings: RangeTestSettings,
+    update: Callable[[], None] | None = None,
 ) -> RangeTestResult:
-    """Run the test; `loss_fn()` returns the loss of the next mini-batch (with grad)."""
+    """Run the test; `loss_fn()` returns the loss of the next mini-batch (with grad).
+
+    `update` applies the step after backward (default `optimizer.step()`); optimizers that
+    need more than the batch gradient (SVRG, the Adam->SGD switch) pass their hooked step.
+    """
+    update = update or optimizer.step
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
     saved_rng = torch.get_rng_state()
@@ -96,9 +102,9 @@ def range_test(
                 result.stop_reason, result.diverged_lr = "diverged", lr
                 break
             best = min(best, smoothed)
-            optimizer.zero_grad(set_to_none=True)
+            model.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            update()
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_optimizer)
@@ -110,10 +116,14 @@ def range_test(
 def band_range_test(
     data: BandDataset, model_config: ModelConfig, optimizer: str, hyperparameters: dict, settings: RangeTestSettings
 ) -> RangeTestResult:
-    """The range test of `optimizer` on a band's training data, from a fresh model."""
+    """The range test of `optimizer` on a band's training data, from a fresh model, stepping
+    exactly as the training loop does (same gradient passes, hooked optimizers included)."""
     torch.manual_seed(settings.seed)
     model = build_model(data.n_features, data.n_classes, model_config)
+    hooked = optimizer_spec(optimizer).hooked
     opt = build_optimizer(optimizer, model.parameters(), settings.min_lr, hyperparameters)
+    passes = GradientPasses(model, data.train_x, data.train_y, None, replay=hooked, mask_seed=settings.seed)
+    passes.epoch, passes.batch_size = 1, settings.batch_size
     order = torch.Generator().manual_seed(settings.seed)
     batches: list[torch.Tensor] = []
 
@@ -122,10 +132,9 @@ def band_range_test(
             batches.extend(torch.randperm(len(data.train_x), generator=order).split(settings.batch_size))
             if len(batches[-1]) < 2:  # a batch of one breaks BatchNorm
                 batches.pop()
-        index = batches.pop(0)
-        return F.cross_entropy(model(data.train_x[index]), data.train_y[index])
+        return passes.loss(batches.pop(0))
 
-    return range_test(model, opt, loss_fn, settings)
+    return range_test(model, opt, loss_fn, settings, update=(lambda: opt.step(passes)) if hooked else None)
 
 
 # -- suggestion rules: (learning rates, smoothed losses) -> a learning rate or None ----------

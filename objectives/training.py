@@ -11,11 +11,14 @@ import torch.nn.functional as F
 
 from objectives.config import TrainConfig
 from objectives.dataset import BandDataset
+from objectives.dynamics import FORWARD, Dynamics, NoDynamics
+from objectives.flat import FlatParameters
 from objectives.geometry import class_error_deg
 from objectives.model import build_model
-from objectives.optimizers import build_optimizer
+from objectives.optimizers import build_optimizer, optimizer_spec
+from objectives.passes import GradientPasses
 from objectives.reporting import Diverged, NullReporter, Reporter
-from objectives.schedules import warmup_cosine
+from objectives.schedules import batch_lr_factor, ramp_batch_size, resolve_schedule, schedule_spec, warmup_then
 
 _EVAL_CHUNK = 4096  # validation clips per forward pass
 
@@ -27,6 +30,7 @@ class TrainResult:
     epochs: int
     train_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    dynamics: dict[str, float] = field(default_factory=dict)  # the `summary.*` values
 
 
 def default_device() -> torch.device:
@@ -54,11 +58,13 @@ def train(
     data: BandDataset,
     reporter: Reporter | None = None,
     device: torch.device | str | None = None,
+    dynamics: bool = True,
 ) -> TrainResult:
     """Train the angle classifier on `data`; deterministic for a given seed on CPU.
 
     Calls `reporter.report(epoch, metrics)` after every epoch (it may raise StopTraining);
-    raises Diverged when the training loss is no longer finite.
+    raises Diverged when the training loss is no longer finite. `dynamics=False` runs the
+    same loop without the optimizer-dynamics measurements (for benchmarks).
     """
     reporter = reporter or NullReporter()
     device = torch.device(device) if device is not None else default_device()
@@ -68,41 +74,56 @@ def train(
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     val_x, val_y = data.val_x.to(device), data.val_y.to(device)
     model = build_model(data.n_features, data.n_classes, config.model).to(device)
-    optimizer = build_optimizer(config.optimizer, model.parameters(), config.lr, config.optimizer_params)
-
-    # Drop the last partial batch: a batch of one breaks BatchNorm and skews the step size.
-    steps_per_epoch = len(train_x) // config.batch_size
-    total_steps = steps_per_epoch * config.epochs
-    warmup_steps = steps_per_epoch * config.warmup_epochs
+    flat = FlatParameters(model)
+    hooked = optimizer_spec(config.optimizer).hooked
+    optimizer = build_optimizer(config.optimizer, flat.parameters, config.lr, config.optimizer_params)
+    passes = GradientPasses(model, train_x, train_y, config.clip_norm, replay=hooked, mask_seed=config.seed)
+    meter = Dynamics(flat, optimizer, device, config.target_accuracy) if dynamics else NoDynamics()
+    decay = schedule_spec(config.schedule).decay
+    decay_params = resolve_schedule(config.schedule, config.schedule_params)
 
     result = TrainResult(val_accuracy=0.0, best_val_accuracy=0.0, epochs=0, train_seconds=0.0)
     started = time.perf_counter()
-    step = 0
     for epoch in range(1, config.epochs + 1):
+        batch_size = ramp_batch_size(epoch, config.batch_size, config.ramp_from_batch_size, config.ramp_epochs)
+        lr_factor = batch_lr_factor(batch_size, config.batch_size, config.lr_reference_batch)
+        # Drop the last partial batch: a batch of one breaks BatchNorm and skews the step size.
+        steps = len(train_x) // batch_size
+        passes.epoch, passes.batch_size = epoch, batch_size
         model.train()
         order = torch.randperm(len(train_x), generator=shuffle).to(device)
         loss_sum = torch.zeros((), device=device)
-        for batch in range(steps_per_epoch):
-            index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-            lr = warmup_cosine(step, total_steps, warmup_steps, config.lr)
+        meter.begin_epoch(steps)
+        for batch in range(steps):
+            progress = epoch - 1 + batch / steps, epoch - 1 + (batch + 1) / steps
+            lr = lr_factor * warmup_then(decay, *progress, config.epochs, config.warmup_epochs, config.lr, decay_params)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = F.cross_entropy(model(train_x[index]), train_y[index])
-            optimizer.zero_grad(set_to_none=True)
+            meter.start()
+            loss = passes.loss(order[batch * batch_size : (batch + 1) * batch_size])
+            meter.lap(FORWARD)
+            flat.zero_grad()
             loss.backward()
-            optimizer.step()
+            meter.after_backward()
+            if hooked:
+                optimizer.step(passes)
+            else:
+                passes.clip()
+                optimizer.step()
+            meter.after_update(passes.full_seconds)
             loss_sum += loss.detach()
-            step += 1
-        train_loss = loss_sum.item() / steps_per_epoch
+        train_loss = loss_sum.item() / steps
         if not math.isfinite(train_loss):
             raise Diverged(epoch, train_loss)
         scores = evaluate(model, val_x, val_y, data.span_deg)
         val_accuracy = scores["val_accuracy"]
-        metrics = {"train_loss": train_loss, **scores, "lr": lr}
+        metrics = {"train_loss": train_loss, **scores, "lr": lr, "batch_size": batch_size,
+                   **meter.end_epoch(epoch, val_accuracy, passes.full_passes)}
         result.history.append({"epoch": epoch, **metrics})
         result.val_accuracy = val_accuracy
         result.best_val_accuracy = max(result.best_val_accuracy, val_accuracy)
         result.epochs = epoch
         result.train_seconds = time.perf_counter() - started
         reporter.report(epoch, metrics)
+    result.dynamics = meter.summary()
     return result

@@ -56,6 +56,7 @@ class TrainingSettings:
     epochs: int = 10
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
+    target_accuracy: float = 0.9  # each trial logs the first epoch reaching it
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ class BandPlan:
     space_raw: dict[str, Any]
 
     def train_config(self, training: TrainingSettings, sampled: Mapping[str, Any]) -> TrainConfig:
-        return TrainConfig(epochs=training.epochs, seed=training.seed, model=training.model, **sampled)
+        return TrainConfig(epochs=training.epochs, seed=training.seed, model=training.model,
+                           target_accuracy=training.target_accuracy, **sampled)
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,8 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
         training = build_dataclass(TrainingSettings, data.get("training"), "training")
         if training.epochs < 1:
             raise InvalidConfig("training.epochs", f"must be >= 1, got {training.epochs}")
+        if not 0 < training.target_accuracy <= 1:
+            raise InvalidConfig("training.target_accuracy", f"must be in (0, 1], got {training.target_accuracy}")
         _checked("training.model", training.model.validate)
         if "space" not in data:
             raise InvalidConfig("space", "required: the search space (see spaces/audio_angle.yaml)")

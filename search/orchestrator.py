@@ -96,9 +96,12 @@ def run_name(number: int, config: dict[str, Any]) -> str:
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A train config as MLflow params: the optimizer's hyperparameters under their own names."""
-    params = {key: value for key, value in config.items() if key not in ("optimizer_params", "model")}
+    """A train config as MLflow params: the optimizer's hyperparameters under their own names,
+    the schedule's as `schedule.<key>`."""
+    params = {key: value for key, value in config.items()
+              if key not in ("optimizer_params", "schedule_params", "model")}
     params.update(config["optimizer_params"])
+    params.update({f"schedule.{key}": value for key, value in config.get("schedule_params", {}).items()})
     params.update({f"model.{key}": value for key, value in config["model"].items()})
     return params
 

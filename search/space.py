@@ -5,29 +5,43 @@ Shape of a space (every entry optional except `optimizer`):
     optimizer:                      # conditional: each choice has its own hyperparameters
       sgd: {momentum: {low: 0.8, high: 0.99}, nesterov: {choices: [true, false]}}
       adam: {beta1: {low: 0.8, high: 0.95}, lr: {low: 1.0e-4, high: 1.0e-2, log: true}}
+      svrg: {interval: {choices: [epoch, 50]}}
+    schedule:                       # conditional too; default: cosine
+      cosine: {}
+      step: {gamma: {low: 0.1, high: 0.5}, every_epochs: 3}
     lr: {low: 1.0e-4, high: 0.3, log: true}
     batch_size: {choices: [32, 64, 128]}
     warmup_epochs: {low: 0, high: 2}
+    clip_norm: {choices: [null, 1.0, 5.0]}     # null: no clipping
+    lr_reference_batch: 64                     # linear scaling rule; null: off
+    ramp_from_batch_size: {choices: [null, 16]}  # batch-size ramp; null: off
+    ramp_epochs: 3
 
 A value is a range `{low, high, log?, step?}`, a `{choices: [...]}` list, or a plain
-constant. Hyperparameters under an optimizer are sampled only when that optimizer is
-chosen and are named `<optimizer>.<key>` in Optuna, so TPE with group=True models them.
+constant. Hyperparameters under an optimizer (schedule) are sampled only when that
+optimizer (schedule) is chosen and are named `<choice>.<key>` in Optuna, so TPE with
+group=True models them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import optuna
 
 from objectives.config import InvalidConfig
-from objectives.optimizers import OPTIMIZERS, check_hyperparameter
+from objectives.hyperparameters import INTEGERS, check_hyperparameter
+from objectives.optimizers import OPTIMIZERS
+from objectives.schedules import SCHEDULES
 
-# Common keys and whether they are integers; optimizer hyperparameters are floats but nesterov.
-COMMON_KEYS = {"lr": float, "batch_size": int, "warmup_epochs": int}
-_INT_KEYS = {"batch_size", "warmup_epochs"}
+# Keys sampled for every trial (optimizer branches may override them), and the integer ones.
+COMMON_KEYS = ("lr", "batch_size", "warmup_epochs", "clip_norm", "lr_reference_batch",
+               "ramp_from_batch_size", "ramp_epochs")
+_INT_KEYS = {"batch_size", "warmup_epochs", "lr_reference_batch", "ramp_from_batch_size", "ramp_epochs"}
+# The conditional choices: their table of names and defaults, and where their values go.
+BRANCHES = {"optimizer": (OPTIMIZERS, "optimizer_params"), "schedule": (SCHEDULES, "schedule_params")}
 
 
 class Param(Protocol):
@@ -93,10 +107,12 @@ class FromFinder:
 
 @dataclass(frozen=True)
 class Space:
-    """A parsed space: common parameters plus one branch of parameters per optimizer."""
+    """A parsed space: common parameters plus one branch of parameters per optimizer (and
+    per schedule, when the space chooses one)."""
 
     common: Mapping[str, Param]
     optimizers: Mapping[str, Mapping[str, Param]]
+    schedules: Mapping[str, Mapping[str, Param]] = field(default_factory=dict)
 
     def finder_optimizers(self) -> list[str]:
         """Optimizers whose learning rate comes from the LR range test."""
@@ -122,18 +138,24 @@ class Space:
 
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw one configuration: {optimizer, optimizer_params, lr, batch_size, ...}."""
-        names = list(self.optimizers)
-        optimizer = names[0] if len(names) == 1 else trial.suggest_categorical("optimizer", names)
-        values: dict[str, Any] = {"optimizer": optimizer, "optimizer_params": {}}
-        for key, param in self.common.items():
-            values[key] = param.suggest(trial, key)
-        for key, param in self.optimizers[optimizer].items():
-            value = param.suggest(trial, f"{optimizer}.{key}")
-            if key in COMMON_KEYS:
-                values[key] = value
-            else:
-                values["optimizer_params"][key] = value
+        values: dict[str, Any] = {key: param.suggest(trial, key) for key, param in self.common.items()}
+        for kind, branches in (("optimizer", self.optimizers), ("schedule", self.schedules)):
+            if branches:
+                values.update(_sample_branch(trial, kind, branches))
         return values
+
+
+def _sample_branch(trial: optuna.Trial, kind: str, branches: Mapping[str, Mapping[str, Param]]) -> dict[str, Any]:
+    names = list(branches)
+    name = names[0] if len(names) == 1 else trial.suggest_categorical(kind, names)
+    values: dict[str, Any] = {kind: name, BRANCHES[kind][1]: {}}
+    for key, param in branches[name].items():
+        value = param.suggest(trial, f"{name}.{key}")
+        if key in COMMON_KEYS:
+            values[key] = value
+        else:
+            values[BRANCHES[kind][1]][key] = value
+    return values
 
 
 def _number(value: Any, key: str) -> float:
@@ -181,16 +203,17 @@ def parse_param(key: str, raw: Any, integer: bool) -> Param:
     return Range(low, high, log=log, step=step)
 
 
-def _check_values(key: str, param: Param, check: Any) -> None:
+def _check_values(key: str, param: Param, check: Any, default: bool = False) -> None:
     for value in param.bounds():
         try:
             check(value)
         except InvalidConfig as err:
-            raise InvalidConfig(key, err.message) from None
+            hint = f" (the default {value!r}; set {key.split('.')[-1]} in the space)" if default else ""
+            raise InvalidConfig(key, err.message + hint) from None
 
 
 def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
-    if key == "lr" and not (isinstance(value, (int, float)) and value > 0):
+    if key == "lr" and not (_is_number(value) and value > 0):
         raise InvalidConfig(key, f"learning rates must be > 0, got {value!r}")
     if key == "batch_size":
         if not isinstance(value, int) or value < 1:
@@ -201,6 +224,18 @@ def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
             )
     if key == "warmup_epochs" and not (isinstance(value, int) and 0 <= value <= epochs):
         raise InvalidConfig(key, f"must be whole numbers in [0, training.epochs={epochs}], got {value!r}")
+    if key == "clip_norm" and value is not None and not (_is_number(value) and value > 0):
+        raise InvalidConfig(key, f"max gradient norms must be > 0 (or null: no clipping), got {value!r}")
+    if key in ("lr_reference_batch", "ramp_from_batch_size") and value is not None and not (
+        isinstance(value, int) and 1 <= value <= n_train
+    ):
+        raise InvalidConfig(key, f"must be whole numbers in [1, task.n_train={n_train}] (or null: off), got {value!r}")
+    if key == "ramp_epochs" and not (isinstance(value, int) and 1 <= value <= epochs):
+        raise InvalidConfig(key, f"must be whole numbers in [1, training.epochs={epochs}], got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _parse_finder(raw: Mapping[str, Any], where: str) -> FromFinder:
@@ -223,31 +258,38 @@ def _parse_common(key: str, raw: Any, where: str, n_train: int, epochs: int) -> 
     return param
 
 
-def _parse_optimizers(raw: Any, n_train: int, epochs: int) -> dict[str, dict[str, Param]]:
+def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int) -> dict[str, dict[str, Param]]:
+    """`optimizer:` or `schedule:`: a name, a list of choices, or a mapping of each choice
+    to its own hyperparameters."""
+    table = BRANCHES[kind][0]
     if isinstance(raw, str):
         raw = {raw: {}}
     if isinstance(raw, Mapping) and "choices" in raw:
         raw = {name: {} for name in raw["choices"] or []}
     if not isinstance(raw, Mapping) or not raw:
-        raise InvalidConfig("optimizer", "give an optimizer name or a non-empty mapping of optimizers")
+        raise InvalidConfig(kind, f"give an {kind} name or a non-empty mapping of {kind}s")
     branches: dict[str, dict[str, Param]] = {}
     for name, entries in raw.items():
-        if name not in OPTIMIZERS:
-            raise InvalidConfig(f"optimizer.{name}", f"unknown optimizer; choose from {sorted(OPTIMIZERS)}")
+        if name not in table:
+            raise InvalidConfig(f"{kind}.{name}", f"unknown {kind}; choose from {sorted(table)}")
         entries = entries or {}
         if not isinstance(entries, Mapping):
-            raise InvalidConfig(f"optimizer.{name}", "must map hyperparameter names to values or ranges")
-        allowed = set(OPTIMIZERS[name].defaults) | set(COMMON_KEYS)
+            raise InvalidConfig(f"{kind}.{name}", "must map hyperparameter names to values or ranges")
+        allowed = set(table[name].defaults) | set(COMMON_KEYS)
         branch: dict[str, Param] = {}
         for key, value in entries.items():
-            where = f"optimizer.{name}.{key}"
+            where = f"{kind}.{name}.{key}"
             if key not in allowed:
                 raise InvalidConfig(where, f"unknown key; {name} takes {sorted(allowed)}")
             if key in COMMON_KEYS:
                 branch[key] = _parse_common(key, value, where, n_train, epochs)
             else:
-                branch[key] = parse_param(where, value, integer=False)
-                _check_values(where, branch[key], lambda v, k=key: check_hyperparameter(k, v))
+                branch[key] = parse_param(where, value, integer=key in INTEGERS)
+                _check_values(where, branch[key], lambda v, k=key: check_hyperparameter(k, v, epochs))
+        for key, default in table[name].defaults.items():  # defaults can clash with training.epochs
+            if key not in branch:
+                _check_values(f"{kind}.{name}.{key}", Fixed(default),
+                              lambda v, k=key: check_hyperparameter(k, v, epochs), default=True)
         branches[name] = branch
     return branches
 
@@ -256,10 +298,12 @@ def parse_space(raw: Any, n_train: int, epochs: int) -> Space:
     """Parse and validate a `space:` mapping; InvalidConfig keys are relative to it."""
     if not isinstance(raw, Mapping):
         raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
-    unknown = sorted(set(raw) - set(COMMON_KEYS) - {"optimizer"})
+    unknown = sorted(set(raw) - set(COMMON_KEYS) - set(BRANCHES))
     if unknown:
-        raise InvalidConfig(unknown[0], f"unknown key; a space takes optimizer, {', '.join(COMMON_KEYS)}")
+        raise InvalidConfig(unknown[0], f"unknown key; a space takes {', '.join([*BRANCHES, *COMMON_KEYS])}")
     if "optimizer" not in raw:
         raise InvalidConfig("optimizer", "required: the optimizer(s) to search")
     common = {key: _parse_common(key, raw[key], key, n_train, epochs) for key in COMMON_KEYS if key in raw}
-    return Space(common=common, optimizers=_parse_optimizers(raw["optimizer"], n_train, epochs))
+    schedules = _parse_branches("schedule", raw["schedule"], n_train, epochs) if "schedule" in raw else {}
+    return Space(common=common, optimizers=_parse_branches("optimizer", raw["optimizer"], n_train, epochs),
+                 schedules=schedules)

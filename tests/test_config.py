@@ -67,6 +67,34 @@ BAD_INPUTS = {
         {"task": {"sources": [{"kind": "folder", "path": "nowhere"}]}}, "task.sources[0].path", "not a folder"),
     "unknown geometry": ({"task": {"array": {"geometry": "spiral"}}}, "task.array.geometry", "unknown geometry"),
     "unknown baseline": ({"baselines": {"methods": ["esprit"]}}, "baselines.methods", "unknown method"),
+    "SVRG outer interval of 0 steps": (
+        {"space": _space(optimizer={"svrg": {"interval": 0}})}, "space.optimizer.svrg.interval",
+        "must be 'epoch' or a whole number of steps >= 1"),
+    "SVRG outer interval range reaching below 1": (
+        {"space": _space(optimizer={"svrg": {"interval": {"low": -5, "high": 50}}})},
+        "space.optimizer.svrg.interval", "must be 'epoch' or a whole number of steps >= 1"),
+    "switch beta1 of 1": (
+        {"space": _space(optimizer={"adam_sgd": {"beta1": {"choices": [0.9, 1.0]}, "switch_epoch": 2}})},
+        "space.optimizer.adam_sgd.beta1", "must be in [0.0, 1.0)"),
+    "negative weight decay": (
+        {"space": _space(optimizer={"sgd": {"weight_decay": {"low": -1.0e-4, "high": 1.0e-3}}})},
+        "space.optimizer.sgd.weight_decay", "must be in [0.0, inf)"),
+    "negative clipping norm": ({"space": _space(clip_norm=-1.0)}, "space.clip_norm", "must be > 0"),
+    "clipping norm range from 0": (
+        {"space": _space(clip_norm={"low": 0.0, "high": 5.0})}, "space.clip_norm", "must be > 0"),
+    "switch epoch beyond the training length": (
+        {"space": _space(optimizer={"adam_sgd": {"switch_epoch": {"low": 2, "high": 5}}})},
+        "space.optimizer.adam_sgd.switch_epoch", "beyond the training length (training.epochs = 3)"),
+    "switch epoch by default beyond a short training": (
+        {"space": _space(optimizer={"adam_sgd": {}})}, "space.optimizer.adam_sgd.switch_epoch",
+        "beyond the training length"),
+    "unknown schedule": ({"space": _space(schedule={"linear": {}})}, "space.schedule.linear", "unknown schedule"),
+    "decay factor above 1": (
+        {"space": _space(schedule={"step": {"gamma": 1.5}})}, "space.schedule.step.gamma", "must be in (0.0, 1.0]"),
+    "ramp longer than training": ({"space": _space(ramp_epochs=9)}, "space.ramp_epochs", "training.epochs=3"),
+    "reference batch of 0": ({"space": _space(lr_reference_batch=0)}, "space.lr_reference_batch", "[1, task.n_train"),
+    "target accuracy above 1": (
+        {"training": {"target_accuracy": 1.5}}, "training.target_accuracy", "must be in (0, 1]"),
     "per-band override with low > high": (
         {"bands": [{"center_hz": 500, "space": {"lr": {"low": 1, "high": 0.1}}}]},
         "bands[0].space.lr", "low (1) > high (0.1)"),

@@ -80,3 +80,29 @@ def test_every_optimizer_in_the_table_runs_on_the_angle_task(name: str) -> None:
     result = band_range_test(data, ModelConfig(hidden=16), name, {}, settings)
     assert len(result.lrs) >= 5 and result.lrs == sorted(result.lrs)
     assert result.suggestion("minimum") is not None
+
+
+@pytest.mark.parametrize("name", sorted(n for n, spec in OPTIMIZERS.items() if spec.hooked))
+def test_hooked_optimizers_are_restored_after_the_test(name: str) -> None:
+    from objectives.model import build_model
+    from objectives.optimizers import build_optimizer
+    from objectives.passes import GradientPasses
+
+    task = TaskConfig(n_train=300, n_val=100, clip_samples=2048)
+    data = generate(task, Band("b", 1000.0, 300.0))
+    torch.manual_seed(0)
+    model = build_model(data.n_features, data.n_classes, ModelConfig(hidden=16))
+    optimizer = build_optimizer(name, model.parameters(), 1e-3, {})
+    passes = GradientPasses(model, data.train_x, data.train_y, None, replay=True, mask_seed=0)
+    passes.epoch, passes.batch_size = 1, 32
+    for _ in range(3):
+        model.zero_grad()
+        passes.loss(torch.arange(32)).backward()
+        optimizer.step(passes)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = repr(optimizer.state_dict())
+    index = iter(torch.arange(300).split(32))
+    range_test(model, optimizer, lambda: passes.loss(next(index)), RangeTestSettings(steps=8),
+               update=lambda: optimizer.step(passes))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    assert repr(optimizer.state_dict()) == saved

@@ -5,37 +5,40 @@ from __future__ import annotations
 import pytest
 import torch
 
-from objectives.config import InvalidConfig, TrainConfig
-from objectives.optimizers import OPTIMIZERS, build_optimizer, resolve_hyperparameters
+from conftest import deterministic
+from objectives.config import InvalidConfig, ModelConfig, TrainConfig
+from objectives.dataset import BandDataset
+from objectives.optimizers import OPTIMIZERS, resolve_hyperparameters
+from objectives.training import train
 
 
-def _problem():
+def small_problem(n_train: int = 512, n_features: int = 12, n_classes: int = 4) -> BandDataset:
+    """Clusters around random class centres: learnable in a few epochs by the task's MLP."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(256, 8, generator=generator)
-    y = (x @ torch.randn(8, 1, generator=generator)).squeeze(1)
-    return x, y
+    centres = 1.5 * torch.randn(n_classes, n_features, generator=generator)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, n_classes, (n,), generator=generator)
+        return centres[y] + torch.randn(n, n_features, generator=generator), y
+
+    (train_x, train_y), (val_x, val_y) = draw(n_train), draw(n_train // 4)
+    return BandDataset(train_x, train_y, val_x, val_y, n_classes)
 
 
-def _train(name: str, steps: int = 60) -> list[float]:
-    torch.manual_seed(0)
-    x, y = _problem()
-    model = torch.nn.Linear(8, 1)
-    optimizer = build_optimizer(name, model.parameters(), lr=0.01, given={})
-    losses = []
-    for _ in range(steps):
-        loss = torch.nn.functional.mse_loss(model(x).squeeze(1), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+def _train(name: str):
+    # 6 epochs: the Adam->SGD switch (default epoch 5) runs both phases.
+    config = TrainConfig(optimizer=name, lr=0.02, epochs=6, batch_size=32, model=ModelConfig(hidden=16))
+    config.validate()
+    return train(config, small_problem(), device="cpu")
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_every_optimizer_lowers_the_loss_and_repeats_under_a_seed(name: str) -> None:
-    losses = _train(name)
-    assert losses[-1] < 0.9 * losses[0]
-    assert _train(name) == losses
+    first, second = _train(name), _train(name)
+    losses = [epoch["train_loss"] for epoch in first.history]
+    assert losses[-1] < 0.9 * losses[0], losses
+    assert [deterministic(e) for e in first.history] == [deterministic(e) for e in second.history]
+    assert deterministic(first.dynamics) == deterministic(second.dynamics)
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -51,6 +54,11 @@ def test_defaults_are_valid(name: str) -> None:
         ("adamw", {"weight_decay": -1e-3}, "weight_decay"),
         ("sgd", {"nesterov": True, "momentum": 0.0}, "nesterov"),
         ("sgd", {"betas": 0.9}, "betas"),
+        ("svrg", {"interval": 0}, "interval"),
+        ("svrg", {"interval": "batch"}, "interval"),
+        ("adam_sgd", {"switch_epoch": 11}, "switch_epoch"),
+        ("adam_sgd", {"switch_epoch": 1}, "switch_epoch"),
+        ("adam_sgd", {"beta2": -0.5}, "beta2"),
     ],
 )
 def test_bad_hyperparameters_name_their_key(name, given, key) -> None:

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from conftest import tiny_config
-from objectives.config import InvalidConfig
+from objectives.config import InvalidConfig, TrainConfig
 from search.config import parse_config
 from search.space import Choice, Fixed, Range, parse_space
 
@@ -69,3 +69,26 @@ def test_bands_may_override_the_space() -> None:
     low, high = config.bands
     assert list(low.space.optimizers) == ["adam"] and low.space.common["lr"] == Range(0.01, 0.02)
     assert set(high.space.optimizers) == {"sgd", "adam"} and "lr" not in high.space.common
+
+
+def test_schedules_clipping_and_ramp_are_searched_conditionally() -> None:
+    space = parse_space(
+        {"optimizer": {"svrg": {"interval": {"choices": ["epoch", 20]}}, "adam_sgd": {"switch_epoch": {"low": 2, "high": 3}}},
+         "schedule": {"cosine": {}, "step": {"gamma": {"low": 0.1, "high": 0.5}, "every_epochs": 2}},
+         "clip_norm": {"choices": [None, 1.0]}, "ramp_from_batch_size": {"choices": [None, 16]}, "ramp_epochs": 2,
+         "batch_size": 64},
+        n_train=400, epochs=3,
+    )
+    draws = _sample_many(space)
+    assert {config["schedule"] for config, _ in draws} == {"cosine", "step"}
+    assert {config["clip_norm"] for config, _ in draws} == {None, 1.0}
+    for config, params in draws:
+        if config["schedule"] == "step":
+            assert 0.1 <= params["step.gamma"] <= 0.5 and config["schedule_params"]["every_epochs"] == 2
+        else:
+            assert config["schedule_params"] == {} and not any(name.startswith("step.") for name in params)
+        if config["optimizer"] == "adam_sgd":
+            assert config["optimizer_params"]["switch_epoch"] in (2, 3)
+        else:
+            assert config["optimizer_params"]["interval"] in ("epoch", 20)
+        TrainConfig(epochs=3, **config).validate(400)

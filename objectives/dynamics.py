@@ -1,0 +1,197 @@
+"""How the optimizer behaved: measured every step on flat vectors, reported per epoch,
+summarised at the end of the run.
+
+Per step, on the flat gradient g and weights theta (objectives/flat.py), six vector
+operations and no per-parameter loop: ||g||^2, g . g_prev, ||dtheta||^2 (a subtraction and
+a dot product) and two copies. The scalars stay on the training device and are read back
+once per epoch. Wall
+time is split into forward, backward and update (the update excludes SVRG's full-gradient
+passes, which are timed per pass); on CUDA each phase boundary synchronises.
+
+Per epoch: grad_norm (mean) and grad_norm_cv, grad_cosine (mean cosine between consecutive
+mini-batch gradients), displacement ||theta_t - theta_0||, path_length sum ||dtheta||,
+path_efficiency (their ratio: 1 is a straight line), state_bytes, time_*_ms per step,
+full_grad_ms per pass. The summary (`summary.*`) adds the first and last gradient norm,
+the cosine in the early, middle and late thirds of the epochs, peak memory and the first
+epoch reaching the target accuracy. The gradient is the mini-batch gradient before
+clipping and, for SVRG, before variance reduction: the same quantity for every optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from objectives.flat import FlatParameters
+
+FORWARD, BACKWARD, UPDATE = range(3)
+_PHASES = ("forward", "backward", "update")
+
+
+def state_bytes(optimizer: Any) -> int:
+    """Bytes of every tensor the optimizer keeps between steps."""
+    return sum(
+        t.numel() * t.element_size()
+        for state in optimizer.state.values() for t in state.values() if isinstance(t, torch.Tensor)
+    )
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Max allocated on CUDA since the run reset it; on CPU the process's peak RSS
+    (a high-water mark over the process's life: in a reused Ray worker, over its trials)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _phases(values: list[float]) -> dict[str, float]:
+    """Mean of per-epoch values over the early, middle and late thirds of the epochs."""
+    parts = np.array_split(np.asarray(values, dtype=float), 3)
+    return {name: float(np.nanmean(part)) for name, part in zip(("early", "middle", "late"), parts)
+            if len(part) and not np.isnan(part).all()}
+
+
+class Dynamics:
+    """Measures one training run; the loop calls the step hooks in order every step."""
+
+    def __init__(self, flat: FlatParameters, optimizer: Any, device: torch.device, target_accuracy: float):
+        self.flat, self.optimizer, self.device = flat, optimizer, device
+        self.target_accuracy = target_accuracy
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        self.theta0 = flat.params.clone()
+        self.prev_theta = flat.params.clone()
+        self.prev_grad = torch.zeros_like(flat.grads)
+        self.rows: list[torch.Tensor] = []  # this epoch's per-step scalars, on the device
+        self.step = 0
+        self.clock = 0.0
+        self.full_seen = 0.0
+        self.epoch_times = [0.0, 0.0, 0.0]
+        self.norms: list[np.ndarray] = []  # per epoch, per step
+        self.cosines: list[float] = []  # per epoch
+        self.last_norm = math.nan
+        self.path = 0.0
+        self.state_peak = 0
+        self.totals = {"steps": 0, "forward": 0.0, "backward": 0.0, "update": 0.0}
+        self.full_passes = 0
+        self.full_seconds = 0.0
+        self.epochs_to_target: int | None = None
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    # -- every step, in this order ---------------------------------------------------
+
+    def begin_epoch(self, steps: int) -> None:
+        self.rows = []
+        self.step, self.epoch_times = 0, [0.0, 0.0, 0.0]
+
+    def start(self) -> None:
+        self.clock = self._now()
+
+    def lap(self, phase: int) -> None:
+        now = self._now()
+        self.epoch_times[phase] += now - self.clock
+        self.clock = now
+
+    def after_backward(self) -> None:
+        self.lap(BACKWARD)
+        g = self.flat.grads
+        self.rows += (torch.dot(g, g), torch.dot(g, self.prev_grad))
+        self.prev_grad.copy_(g)
+        self.clock = self._now()  # the measurement is not part of any phase
+
+    def after_update(self, full_seconds: float) -> None:
+        """`full_seconds`: the loop's running total of full-gradient time, excluded here."""
+        self.lap(UPDATE)
+        self.epoch_times[UPDATE] -= full_seconds - self.full_seen
+        self.full_seen = full_seconds
+        delta = self.prev_theta.sub_(self.flat.params)
+        self.rows.append(torch.dot(delta, delta))
+        self.prev_theta.copy_(self.flat.params)
+        self.step += 1
+
+    # -- per epoch and at the end ----------------------------------------------------
+
+    def end_epoch(self, epoch: int, val_accuracy: float, full_passes: int) -> dict[str, float]:
+        rows = torch.stack(self.rows).reshape(-1, 3).double().cpu().numpy() if self.rows else np.zeros((0, 3))
+        norms = np.sqrt(rows[:, 0])
+        previous = np.concatenate([[self.last_norm], norms[:-1]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cosines = rows[:, 1] / (norms * previous)  # NaN for the run's first step
+        self.last_norm = float(norms[-1]) if len(norms) else self.last_norm
+        self.norms.append(norms)
+        self.cosines.append(float(np.nanmean(cosines)) if np.isfinite(cosines).any() else math.nan)
+        self.path += float(np.sqrt(rows[:, 2]).sum())
+        displacement = torch.dist(self.flat.params, self.theta0).item()
+        self.state_peak = max(self.state_peak, state_bytes(self.optimizer))
+        passes = full_passes - self.full_passes
+        epoch_full = self.full_seen - self.full_seconds
+        self.full_passes, self.full_seconds = full_passes, self.full_seen
+        steps = max(self.step, 1)
+        for name, seconds in zip(_PHASES, self.epoch_times):
+            self.totals[name] += seconds
+        self.totals["steps"] += self.step
+        if self.epochs_to_target is None and val_accuracy >= self.target_accuracy:
+            self.epochs_to_target = epoch
+        metrics = {
+            "grad_norm": float(norms.mean()),
+            "grad_norm_cv": float(norms.std() / norms.mean()),
+            "grad_cosine": self.cosines[-1],
+            "displacement": displacement,
+            "path_length": self.path,
+            "path_efficiency": displacement / self.path if self.path > 0 else math.nan,
+            "state_bytes": float(state_bytes(self.optimizer)),
+            **{f"time_{name}_ms": 1e3 * s / steps for name, s in zip(_PHASES, self.epoch_times)},
+        }
+        if passes:
+            metrics["full_grad_ms"] = 1e3 * epoch_full / passes
+        return {key: value for key, value in metrics.items() if math.isfinite(value)}
+
+    def summary(self) -> dict[str, float]:
+        """End-of-run values, named `summary.*` so they never mix with per-epoch series."""
+        norms = np.concatenate(self.norms) if self.norms else np.zeros(0)
+        steps = max(self.totals["steps"], 1)
+        displacement = torch.dist(self.flat.params, self.theta0).item()
+        values: dict[str, float] = {
+            "grad_norm_first": float(norms[0]) if len(norms) else math.nan,
+            "grad_norm_last": float(norms[-1]) if len(norms) else math.nan,
+            "grad_norm_cv": float(norms.std() / norms.mean()) if len(norms) else math.nan,
+            **{f"grad_cosine_{phase}": value for phase, value in _phases(self.cosines).items()},
+            "displacement": displacement,
+            "path_length": self.path,
+            "path_efficiency": displacement / self.path if self.path > 0 else math.nan,
+            "state_bytes": float(self.state_peak),
+            "peak_memory_bytes": float(peak_memory_bytes(self.device)),
+            **{f"time_{name}_ms": 1e3 * self.totals[name] / steps for name in _PHASES},
+        }
+        if self.full_passes:
+            values["full_grad_ms"] = 1e3 * self.full_seconds / self.full_passes
+            values["full_grad_passes"] = float(self.full_passes)
+        if self.epochs_to_target is not None:
+            values["epochs_to_target"] = float(self.epochs_to_target)
+        return {f"summary.{key}": value for key, value in values.items() if math.isfinite(value)}
+
+
+class NoDynamics:
+    """Measures nothing: the same loop without the measurements (benchmarks compare the two)."""
+
+    def begin_epoch(self, steps: int) -> None: ...
+    def start(self) -> None: ...
+    def lap(self, phase: int) -> None: ...
+    def after_backward(self) -> None: ...
+    def after_update(self, full_seconds: float) -> None: ...
+
+    def end_epoch(self, epoch: int, val_accuracy: float, full_passes: int) -> dict[str, float]:
+        return {}
+
+    def summary(self) -> dict[str, float]:
+        return {}

@@ -1,0 +1,70 @@
+"""Shared by the optimizer benchmarks: the default study's bands and data, timing helpers,
+markdown tables. Not a test module (pytest skips tests/benchmarks)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from objectives.config import TrainConfig
+from objectives.dataset import BandDataset, load_or_generate
+from objectives.training import TrainResult, train
+from search.config import load_config
+
+ROOT = Path(__file__).parents[2]
+FIGURES = Path(__file__).parent / "figures"
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--space", default=str(ROOT / "spaces" / "audio_angle.yaml"), help="bands and task from here")
+    parser.add_argument("--cache-dir", default=str(ROOT / "bandsearch-runs" / "cache"), help="dataset cache")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions; medians are reported")
+    return parser
+
+
+def band_data(args: argparse.Namespace) -> dict[str, BandDataset]:
+    """Each band's dataset of the study file (cached), in band order. One thread, like a
+    Ray worker with cpus_per_trial: 1."""
+    torch.set_num_threads(1)
+    config = load_config(args.space)
+    return {plan.band.name: load_or_generate(config.task, plan.band, Path(args.cache_dir)) for plan in config.bands}
+
+
+def small_validation(data: BandDataset, n: int = 64) -> BandDataset:
+    """The same training set with a token validation set: per-epoch evaluation then costs
+    nothing next to the steps, so wall time per step is the training loop's."""
+    return dataclasses.replace(data, val_x=data.val_x[:n], val_y=data.val_y[:n])
+
+
+def run(config: TrainConfig, data: BandDataset, **kwargs: Any) -> TrainResult:
+    config.validate(len(data.train_x))
+    return train(config, data, device="cpu", **kwargs)
+
+
+def cpu_seconds(config: TrainConfig, data: BandDataset, **kwargs: Any) -> tuple[TrainResult, float]:
+    """A run and the CPU time it took. With one thread, CPU time is the loop's own work and,
+    unlike wall time, barely moves when other processes compete for the cores."""
+    started = time.process_time()
+    result = run(config, data, **kwargs)
+    return result, time.process_time() - started
+
+
+def steps_of(config: TrainConfig, data: BandDataset) -> int:
+    return config.epochs * (len(data.train_x) // config.batch_size)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Benchmark: what the optimizer-dynamics measurements add to the time of a training step.
+
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/dynamics_overhead.py [--repeats 30]
+
+For each band of the default study and for SGD and Adam, trains the same configuration with
+and without the measurements (`train(..., dynamics=False)` runs the very same loop with a
+no-op meter), in back-to-back pairs of one-epoch runs, and compares the CPU time per step
+(one thread: the loop's own work, less sensitive than wall time to other processes on a
+shared machine). The overhead is the median over the pairs of (with / without - 1): pairing
+cancels slow drifts in machine load; the interquartile range shows the noise. The
+validation set is cut to a token size so evaluation does not dilute the step. Budget: 5 %.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from objectives.config import TrainConfig
+import _angle
+
+CONFIGS = {
+    "sgd": TrainConfig(optimizer="sgd", lr=0.05, epochs=1, batch_size=64),
+    "adam": TrainConfig(optimizer="adam", lr=3e-3, epochs=1, batch_size=64),
+}
+
+
+def main() -> None:
+    parser = _angle.arguments(__doc__.splitlines()[0])
+    parser.set_defaults(repeats=30)
+    args = parser.parse_args()
+    rows = []
+    for band, full in _angle.band_data(args).items():
+        data = _angle.small_validation(full)
+        for name, config in CONFIGS.items():
+            steps = _angle.steps_of(config, data)
+            times = {False: [], True: []}
+            _angle.run(config, data)  # warm up
+            for _ in range(args.repeats):
+                for measured in (False, True):
+                    times[measured].append(_angle.cpu_seconds(config, data, dynamics=measured)[1] / steps)
+            ratios = sorted(on / off - 1 for off, on in zip(times[False], times[True]))
+            quartiles = statistics.quantiles(ratios, n=4)
+            rows.append([band, name, f"{data.n_features}", f"{1e3 * _angle.median(times[False]):.3f}",
+                         f"{1e3 * _angle.median(times[True]):.3f}", f"{100 * _angle.median(ratios):+.1f} %",
+                         f"{100 * quartiles[0]:+.1f} to {100 * quartiles[2]:+.1f} %"])
+    print(_angle.table(["band (Hz)", "optimizer", "features", "CPU ms/step without", "CPU ms/step with",
+                        "overhead (median of pairs)", "interquartile range"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The dynamics measurements: exact against naive per-parameter computations, and the
+optimizer state bytes against counts from first principles."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from objectives.config import ModelConfig, TrainConfig
+from objectives.dynamics import Dynamics
+from objectives.flat import FlatParameters
+from objectives.model import build_model
+from objectives.optimizers import OPTIMIZERS
+from objectives.training import train
+from test_optimizers import small_problem
+
+HIDDEN = 16
+
+
+def _counts(n_features: int, n_classes: int, hidden: int = HIDDEN) -> tuple[int, int]:
+    """(P, tensors) of the task's MLP: Linear, BatchNorm (weight, bias), Linear, Linear."""
+    p = (n_features * hidden + hidden) + 2 * hidden + (hidden * hidden + hidden) + (hidden * n_classes + n_classes)
+    return p, 8
+
+
+# Bytes each optimizer keeps, for P float32 parameters in k tensors. torch's Adam, RMSprop
+# and Adagrad keep a float32 step counter per tensor (4k bytes).
+STATE_BYTES = {
+    "sgd": lambda p, k: 4 * p,  # momentum buffer
+    "adam": lambda p, k: 8 * p + 4 * k,  # first and second moments
+    "adamw": lambda p, k: 8 * p + 4 * k,
+    "rmsprop": lambda p, k: 4 * p + 4 * k,  # square average (momentum 0 keeps no buffer)
+    "adagrad": lambda p, k: 4 * p + 4 * k,  # sum of squares
+    "svrg": lambda p, k: 12 * p,  # snapshot weights, full gradient, swap buffer
+    "adam_sgd": lambda p, k: 8 * p + 4 * k,  # Adam's until the switch (then SGD's 4P)
+}
+
+
+def test_every_optimizer_has_a_state_count() -> None:
+    assert set(STATE_BYTES) == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_state_bytes_match_first_principles(name: str) -> None:
+    data = small_problem()
+    p, k = _counts(data.n_features, data.n_classes)
+    config = TrainConfig(optimizer=name, lr=0.01, epochs=6, batch_size=64, model=ModelConfig(hidden=HIDDEN))
+    result = train(config, data, device="cpu")
+    assert result.dynamics["summary.state_bytes"] == STATE_BYTES[name](p, k)
+    if name == "adam_sgd":  # after the switch (epoch 5) only SGD's momentum remains
+        assert [e["state_bytes"] for e in result.history][3:] == [8 * p + 4 * k, 4 * p, 4 * p]
+
+
+def test_flat_parameters_are_the_models_storage() -> None:
+    model = build_model(5, 3, ModelConfig(hidden=4))
+    flat = FlatParameters(model)
+    assert flat.numel == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    assert flat.params[: model[0].weight.numel()].eq(model[0].weight.reshape(-1)).all()
+    F.cross_entropy(model(torch.randn(8, 5)), torch.randint(0, 3, (8,))).backward()
+    offset = 0
+    for p in model.parameters():  # backward accumulated into the flat buffer, in place
+        assert p.grad.data_ptr() == flat.grads.data_ptr() + 4 * offset
+        assert torch.equal(flat.grads[offset : offset + p.numel()], p.grad.reshape(-1))
+        offset += p.numel()
+    assert flat.grads.abs().sum() > 0
+
+
+def test_measurements_equal_naive_per_parameter_computations() -> None:
+    torch.manual_seed(0)
+    model = build_model(6, 3, ModelConfig(hidden=8, dropout=0.0))
+    flat = FlatParameters(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    meter = Dynamics(flat, optimizer, torch.device("cpu"), target_accuracy=0.5)
+    x, y = torch.randn(64, 6), torch.randint(0, 3, (64,))
+    start = [p.detach().clone() for p in model.parameters()]
+    norms, cosines, steps, previous = [], [], [], None
+    meter.begin_epoch(8)
+    for i in range(8):
+        before = [p.detach().clone() for p in model.parameters()]
+        meter.start()
+        loss = F.cross_entropy(model(x[8 * i : 8 * i + 8]), y[8 * i : 8 * i + 8])
+        meter.lap(0)
+        flat.zero_grad()
+        loss.backward()
+        meter.after_backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        norms.append(math.sqrt(sum(g.pow(2).sum().item() for g in grads)))
+        if previous is not None:
+            dot = sum((g * h).sum().item() for g, h in zip(grads, previous))
+            cosines.append(dot / (norms[-1] * norms[-2]))
+        previous = grads
+        optimizer.step()
+        meter.after_update(0.0)
+        steps.append(math.sqrt(sum((p - b).pow(2).sum().item() for p, b in zip(model.parameters(), before))))
+    metrics = meter.end_epoch(1, val_accuracy=0.6, full_passes=0)
+    displacement = math.sqrt(sum((p - s).pow(2).sum().item() for p, s in zip(model.parameters(), start)))
+    assert metrics["grad_norm"] == pytest.approx(sum(norms) / 8, rel=1e-5)
+    assert metrics["grad_cosine"] == pytest.approx(sum(cosines) / 7, rel=1e-4, abs=1e-6)
+    assert metrics["path_length"] == pytest.approx(sum(steps), rel=1e-5)
+    assert metrics["displacement"] == pytest.approx(displacement, rel=1e-5)
+    assert metrics["path_efficiency"] == pytest.approx(displacement / sum(steps), rel=1e-5)
+    assert metrics["time_forward_ms"] > 0 and metrics["time_update_ms"] > 0
+    summary = meter.summary()
+    assert summary["summary.grad_norm_first"] == pytest.approx(norms[0], rel=1e-5)
+    assert summary["summary.grad_norm_last"] == pytest.approx(norms[-1], rel=1e-5)
+    assert summary["summary.epochs_to_target"] == 1
+    assert summary["summary.peak_memory_bytes"] > 0
+
+
+def test_a_trial_reports_dynamics_per_epoch_and_summarises_them() -> None:
+    config = TrainConfig(optimizer="svrg", lr=0.05, epochs=4, batch_size=32, model=ModelConfig(hidden=HIDDEN),
+                         target_accuracy=0.5)
+    result = train(config, small_problem(), device="cpu")
+    for key in ("grad_norm", "grad_norm_cv", "grad_cosine", "displacement", "path_length", "path_efficiency",
+                "state_bytes", "time_forward_ms", "time_backward_ms", "time_update_ms", "full_grad_ms"):
+        assert all(key in epoch for epoch in result.history), key
+    summary = result.dynamics
+    assert summary["summary.full_grad_passes"] == 4  # one snapshot per epoch
+    assert {"summary.grad_cosine_early", "summary.grad_cosine_middle", "summary.grad_cosine_late"} <= set(summary)
+    assert 0 < summary["summary.path_efficiency"] <= 1
+    reached = [e["epoch"] for e in result.history if e["val_accuracy"] >= 0.5]
+    assert summary.get("summary.epochs_to_target") == (reached[0] if reached else None)
+    assert train(config, small_problem(), device="cpu", dynamics=False).dynamics == {}
