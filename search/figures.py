@@ -55,3 +55,69 @@ def lr_heatmap(rows: Sequence[str], columns: Sequence[str], values: dict[tuple[s
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def per_epoch_lines(series: dict[str, dict[str, list[list[float]]]], metric: str, title: str, path: Path,
+                    log_y: bool = False) -> Path:
+    """One panel per band; per optimizer, the mean over seeds of `metric` by epoch."""
+    bands = list(series)
+    fig, axes = plt.subplots(1, len(bands), figsize=(4.5 * len(bands), 3.6), dpi=100, squeeze=False)
+    for axis, band in zip(axes[0], bands):
+        for optimizer, runs in series[band].items():
+            length = min(len(run) for run in runs)
+            mean = [sum(run[i] for run in runs) / len(runs) for i in range(length)]
+            axis.plot(range(1, length + 1), mean, marker="o", markersize=3, label=optimizer)
+        axis.set_title(f"band {band} Hz")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        if log_y:
+            axis.set_yscale("log")
+        axis.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def bars_with_intervals(values: dict[str, dict[str, tuple[float, float]]], ylabel: str, title: str,
+                        path: Path) -> Path:
+    """Grouped bars: bands on the x axis, one bar per optimizer, error bars = 95 % intervals."""
+    bands = list(values)
+    optimizers = sorted({o for band in values.values() for o in band})
+    width = 0.8 / max(1, len(optimizers))
+    fig, ax = plt.subplots(figsize=(1.2 * len(bands) * len(optimizers) + 3, 4), dpi=100)
+    for j, optimizer in enumerate(optimizers):
+        xs = [i + (j - (len(optimizers) - 1) / 2) * width for i in range(len(bands))]
+        means = [values[b].get(optimizer, (math.nan, math.nan))[0] for b in bands]
+        errors = [0 if math.isnan(values[b].get(optimizer, (0, math.nan))[1]) else values[b][optimizer][1]
+                  for b in bands]
+        ax.bar(xs, means, width, yerr=errors, capsize=3, label=optimizer)
+    ax.set_xticks(range(len(bands)), labels=[f"{b} Hz" for b in bands])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def optuna_figure(plot: str, study, path: Path) -> Path | None:
+    """An optuna.visualization.matplotlib plot of `study` as PNG (None if it cannot be drawn)."""
+    import warnings
+
+    import optuna.visualization.matplotlib as ovm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            axes = getattr(ovm, plot)(study)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            return None  # e.g. importances need at least two completed trials with varied params
+    figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
+    figure.set_size_inches(8, 5)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

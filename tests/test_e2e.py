@@ -285,3 +285,21 @@ def test_the_mlflow_ui_shows_the_nested_runs_of_a_study(finished, tmp_path) -> N
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_report_reruns_the_best_configs_and_lands_in_mlflow(finished, tmp_path) -> None:
+    from search.report import write_report
+
+    _, settings, _ = finished
+    report = write_report(settings, "e2e", seeds=2, out=tmp_path / "report")
+    text = report.read_text()
+    for section in ("Final validation accuracy", "Epochs to 90% validation accuracy", "Gradient norm",
+                    "Cosine similarity", "Optimisation path", "Memory and time per step",
+                    "Per-frequency learning-rate tables", "band 500 Hz"):
+        assert section in text
+    assert "±" in text
+    for png in ("accuracy.png", "grad_norm.png", "optimization_history_500.png"):
+        assert (tmp_path / "report" / png).stat().st_size > 5_000 and f"({png})" in text
+    runs = _read_mlflow(settings, "e2e")["runs"]
+    logged = next(r for r in runs if r["tags"].get("bandsearch.role") == "report")
+    assert logged["status"] == "FINISHED" and logged["artifacts"] == ["report"]

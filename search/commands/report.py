@@ -1,0 +1,35 @@
+"""`bandsearch report STUDY`: re-run each optimizer's best config per band with K seeds and
+write the optimizer analysis (Markdown + PNG, also logged to MLflow)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from search import cluster
+from search.commands import add_location_options, settings_from
+from search.report import write_report
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("report", help="optimizer analysis per band (re-runs with K seeds on Ray)")
+    parser.add_argument("study", help="study name")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per best configuration (default: 3)")
+    parser.add_argument("--out", help="output folder (default: RUN_DIR/reports/STUDY)")
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    add_location_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    out = Path(args.out) if args.out else settings.run_dir / "reports" / args.study
+    console = Console()
+    with console.status(f"re-running each band's best configurations with {args.seeds} seeds on Ray"):
+        cluster.connect(args.address, num_cpus=args.num_cpus)
+        report = write_report(settings, args.study, args.seeds, out)
+    console.print(f"wrote {report} (and logged it to MLflow experiment [bold]{args.study}[/], run 'optimizer report')")
+    return 0
