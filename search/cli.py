@@ -9,10 +9,10 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
-from search.commands import export, launch, studies, train
+from search.commands import export, launch, studies, submit, train
 from search.errors import BandsearchError
 
-COMMANDS = (launch, export, train, studies)
+COMMANDS = (launch, submit, export, train, studies)
 
 
 def _configure_logging(verbose: bool) -> None:

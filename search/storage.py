@@ -3,7 +3,8 @@
 A plain path (the default: `<run dir>/optuna.journal`) is a journal file: many
 processes append to it safely under a file lock, which SQLite with many writers does not
 ("database is locked"). `postgresql://...`/`mysql://...` use an RDB; `grpc://host:port`
-reaches Optuna's storage proxy on a cluster head node.
+reaches Optuna's storage proxy (search/proxy.py), whose backend defaults to SQLite in the
+run folder with the proxy as its one writer.
 """
 
 from __future__ import annotations
@@ -28,20 +29,42 @@ def default_storage_url(run_dir: Path) -> str:
     return str(Path(run_dir).resolve() / "optuna.journal")
 
 
+def default_proxy_backend(run_dir: Path) -> str:
+    return f"sqlite:///{Path(run_dir).resolve() / 'optuna.db'}"
+
+
 def mask(url: str) -> str:
-    """The URL with any password replaced by ***, for logs and MLflow params."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """The URL with any password (`user:PASSWORD@host` or `password=...`) replaced by ***,
+    for logs, MLflow params and exported files. Greedy to the last `@`: over-masking is safe."""
+    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+    return re.sub(r"((?:^|[?&;\s])password=)[^&;\s]*", r"\1***", url, flags=re.IGNORECASE)
+
+
+def check_proxy_backend(url: str) -> None:
+    """The proxy serves an RDB only: Optuna's journal behind the proxy loses enqueued trials."""
+    if not url.startswith(_RDB_SCHEMES):
+        raise BandsearchError(
+            f"--storage {mask(url)}: the storage proxy needs an RDB backend (sqlite:///..., postgresql://...), "
+            "not a journal file or another proxy (Optuna does not support a journal behind its gRPC proxy); "
+            "leave --storage unset to use RUN_DIR/optuna.db"
+        )
 
 
 @lru_cache(maxsize=8)
 def open_storage(url: str) -> BaseStorage:
     """Open (once per process) the storage at `url`; raise BandsearchError if unreachable."""
     try:
+        if url.startswith("sqlite:"):
+            # Threads of one process (the driver and its proxy) wait for SQLite's lock instead
+            # of failing with "database is locked" after the default 5 s.
+            return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
         if url.startswith(_RDB_SCHEMES):
             return RDBStorage(url)
         if url.startswith("grpc://"):
             host, _, port = url.removeprefix("grpc://").rpartition(":")
-            return GrpcStorageProxy(host=host, port=int(port))
+            proxy = GrpcStorageProxy(host=host, port=int(port))
+            proxy.wait_server_ready(timeout=20)
+            return proxy
         path = Path(url.removeprefix("journal://"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))

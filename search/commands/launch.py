@@ -8,11 +8,12 @@ import dataclasses
 from rich.console import Console
 from rich.table import Table
 
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, add_proxy_option, settings_from
 from search.config import load_config
 from search.errors import BandsearchError
 from search.orchestrator import launch, summarize
 from search.progress import LaunchProgress
+from search.storage import mask
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
     parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
     add_location_options(parser)
+    add_proxy_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     study = args.study or config.source.stem
     console = Console()
     console.print(f"study [bold]{study}[/]: {len(config.bands)} bands x {config.search.trials_per_band} trials, "
-                  f"{config.search.workers} in flight; storage {settings.storage_url}")
+                  f"{config.search.workers} in flight; storage {mask(settings.storage_url)}"
+                  + (f" served on {settings.storage_proxy}" if settings.storage_proxy else ""))
     if args.quiet:
         bands = launch(config, study, settings, address=args.address, num_cpus=args.num_cpus)
     else:
@@ -66,5 +69,6 @@ def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: 
             row["best_run_id"] or "-",
         )
     console.print(table)
-    console.print(f"MLflow: experiment [bold]{study}[/] at {tracking_uri}\n"
-                  f"  browse: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+    uri = mask(tracking_uri)
+    browse = (f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+    console.print(f"MLflow: experiment [bold]{study}[/] at {uri}\n  browse: {browse}")
