@@ -43,7 +43,7 @@ _STATES = {
     "lost": (TrialState.FAIL, "FAILED"),
 }
 # How long a finishing launch keeps retrying MLflow writes held back by an outage.
-_DRAIN_SECONDS = 60.0
+_DRAIN_SECONDS = 120.0
 _UNSENT = "mlflow_unsent_writes"  # band study attribute: driver writes MLflow never got
 
 

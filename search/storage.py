@@ -54,6 +54,8 @@ def check_proxy_backend(url: str) -> None:
 def open_storage(url: str) -> BaseStorage:
     """Open (once per process) the storage at `url`; raise BandsearchError if unreachable."""
     try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         if url.startswith("sqlite:"):
             # Threads of one process (the driver and its proxy) wait for SQLite's lock instead
             # of failing with "database is locked" after the default 5 s.
