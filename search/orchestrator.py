@@ -27,7 +27,7 @@ from search.config import BandPlan, StudyConfig
 from search.errors import BandsearchError
 from search.settings import Settings
 from search.proxy import StorageProxy
-from search.storage import ATTR, band_study_name, mask, open_storage, study_attrs
+from search.storage import ATTR, band_study_name, link_run, mask, open_storage, run_id_of, study_attrs
 from search.strategies import build_pruner, build_sampler
 from search.tracking import Outbox, Tracker
 from search.worker import TrialJob, TrialOutcome
@@ -42,6 +42,8 @@ _STATES = {
     "failed": (TrialState.FAIL, "FAILED"),
     "lost": (TrialState.FAIL, "FAILED"),
 }
+# The MLflow status of a run left open by a dead driver, from its trial's state in Optuna.
+_RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}
 # How long a finishing launch keeps retrying MLflow writes held back by an outage.
 _DRAIN_SECONDS = 120.0
 _UNSENT = "mlflow_unsent_writes"  # band study attribute: driver writes MLflow never got
@@ -181,19 +183,27 @@ class Launch:
         return band
 
     def _recover(self, band: BandRun) -> None:
-        """Count what is done; fail and retry trials a dead driver left RUNNING."""
-        for frozen in band.study.get_trials(deepcopy=False):
+        """Count what is done; fail and retry trials a dead driver left RUNNING, and close the
+        MLflow runs it left open (also those it created but had not yet linked to their trial)."""
+        open_runs = self.tracker.tracker.open_runs(self.experiment_id, band.study.study_name)
+        trials = band.study.get_trials(deepcopy=False)
+        states = {frozen.number: frozen.state for frozen in trials}
+        for frozen in trials:
             if frozen.state == TrialState.RUNNING:
                 run_id = frozen.user_attrs.get("mlflow_run_id", "")
-                self._fail(band, optuna.trial.Trial(band.study, frozen._trial_id),
-                           None if run_id.startswith(Outbox.PLACEHOLDER) else run_id,
+                self._fail(band, optuna.trial.Trial(band.study, frozen._trial_id), run_id or None,
                            "lost", "the driver stopped while this trial ran")
+                open_runs.pop(run_id, None)
             elif frozen.state == TrialState.COMPLETE:
                 band.counts["complete"] += 1
             elif frozen.state == TrialState.PRUNED:
                 band.counts["diverged" if frozen.user_attrs.get("stop_reason") == "diverged" else "pruned"] += 1
             elif frozen.state == TrialState.FAIL:
                 band.counts["lost" if frozen.user_attrs.get("retried") else "failed"] += 1
+        for run_id, number in open_runs.items():
+            status = _RUN_STATUS.get(states.get(number), "FAILED")
+            self.tracker.log(run_id, tags={"bandsearch.closed_by": "recovery: the driver stopped before closing it"})
+            self.tracker.finish(run_id, status)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -279,8 +289,8 @@ class Launch:
             },
             params=flat_params(config_dict),
             parent_id=band.parent_run_id,
+            linked=lambda run_id: link_run(band.study, trial, run_id),
         )
-        trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("train_config", config_dict)
         job = TrialJob(
             storage_url=self.worker_storage_url,
@@ -302,9 +312,6 @@ class Launch:
         trial has been started, so a worker never waits on the tracking store."""
         band, trial = flight.band, flight.trial
         band.counts["running"] -= 1
-        flight.run_id = self.tracker.resolve(flight.run_id)
-        if flight.run_id != trial.user_attrs.get("mlflow_run_id"):  # created late, after an outage
-            trial.set_user_attr("mlflow_run_id", flight.run_id)
         if outcome is None:
             self._fail(band, trial, flight.run_id, "lost" if lost else "failed", error or "unknown error")
         elif outcome.state == "failed":
@@ -374,7 +381,7 @@ class Launch:
                 self.tracker.log(band.parent_run_id, tags={
                     "best.trial_number": best.number,
                     "best.val_accuracy": f"{best.value:.4f}",
-                    "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),
+                    "best.mlflow_run_id": run_id_of(band.study, best),
                     **{f"best.{key}": value for key, value in config.items()},
                 })
             done = band.remaining <= 0 and not interrupted
@@ -412,7 +419,7 @@ def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
             "failed": band.counts["failed"],
             "best": best.value if best else None,
             "config": best.user_attrs.get("train_config") if best else None,
-            "best_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
+            "best_run_id": run_id_of(band.study, best) if best else None,
             "parent_run_id": band.parent_run_id,
         })
     return rows

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, GrpcStorageProxy, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -23,6 +24,9 @@ from search.errors import BandsearchError
 _RDB_SCHEMES = ("sqlite:", "postgresql", "mysql")
 # Namespace of the study-level attributes bandsearch writes.
 ATTR = "bandsearch"
+# Study attribute: trial number -> MLflow run id, for runs created after their trial ended
+# (MLflow was down when the trial started; a finished trial's attributes are frozen).
+LATE_RUNS = "mlflow_late_runs"
 
 
 def default_storage_url(run_dir: Path) -> str:
@@ -92,3 +96,16 @@ def band_studies(storage: BaseStorage, study: str) -> dict[str, optuna.study.Stu
 
 def study_attrs(study: optuna.Study) -> dict[str, Any]:
     return study.user_attrs.get(ATTR, {})
+
+
+def link_run(study: optuna.Study, trial: optuna.Trial, run_id: str) -> None:
+    """Record `run_id` as the MLflow run of `trial`: on the trial while it runs, else on the study."""
+    try:
+        trial.set_user_attr("mlflow_run_id", run_id)
+    except UpdateFinishedTrialError:
+        study.set_user_attr(LATE_RUNS, {**study.user_attrs.get(LATE_RUNS, {}), str(trial.number): run_id})
+
+
+def run_id_of(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    """The MLflow run of `trial` ("" if it never got one)."""
+    return trial.user_attrs.get("mlflow_run_id") or study.user_attrs.get(LATE_RUNS, {}).get(str(trial.number), "")

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,15 @@ class Tracker:
         """End a run as FINISHED, KILLED (pruned or interrupted) or FAILED."""
         self.client.set_terminated(run_id, status=status)
 
+    def open_runs(self, experiment_id: str, study_name: str) -> dict[str, int]:
+        """Trial runs of one band study still RUNNING in MLflow: run id -> Optuna trial number."""
+        runs = self.client.search_runs(
+            [experiment_id], max_results=10000,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`optuna.study_name` = '{study_name}' "
+                          "and tags.`bandsearch.role` = 'trial'",
+        )
+        return {run.info.run_id: int(run.data.tags["optuna.trial_number"]) for run in runs}
+
     def status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
 
@@ -143,7 +152,7 @@ class Outbox:
     when it answers again, at most one attempt per `retry_seconds` (so trials never wait).
 
     A run created during an outage gets a placeholder id (`pending:N`) that later writes may
-    use; the replay maps it to the real run id. A write MLflow rejects for another reason
+    use; the replay maps it to the real run id and tells `linked`. A write MLflow rejects for another reason
     is logged and dropped, so it cannot block the queue.
     """
 
@@ -152,15 +161,16 @@ class Outbox:
     def __init__(self, tracker: Tracker, retry_seconds: float = 10.0):
         self.tracker = tracker
         self.retry_seconds = retry_seconds
-        self.queue: deque[tuple[str, tuple, dict, str | None]] = deque()
+        self.queue: deque[tuple[str, tuple, dict, str | None, Callable[[str], None] | None]] = deque()
         self.ids: dict[str, str] = {}
         self.retry_at = 0.0
         self._numbers = itertools.count()
 
-    def start_run(self, *args: Any, **kwargs: Any) -> str:
-        """The new run's id, or a placeholder while MLflow is unreachable."""
+    def start_run(self, *args: Any, linked: Callable[[str], None] | None = None, **kwargs: Any) -> str:
+        """The new run's id, or a placeholder while MLflow is unreachable; `linked(run_id)` is
+        called once the run exists (now, or when a later replay creates it)."""
         placeholder = f"{self.PLACEHOLDER}{next(self._numbers)}"
-        self._send("start_run", args, kwargs, placeholder)
+        self._send("start_run", args, kwargs, placeholder, linked)
         return self.ids.get(placeholder, placeholder)
 
     def log(self, *args: Any, **kwargs: Any) -> None:
@@ -182,8 +192,9 @@ class Outbox:
         """The real id of `run_id` once created; the placeholder itself until then."""
         return self.ids.get(run_id, run_id)
 
-    def _send(self, method: str, args: tuple, kwargs: dict, placeholder: str | None = None) -> None:
-        self.queue.append((method, args, kwargs, placeholder))
+    def _send(self, method: str, args: tuple, kwargs: dict, placeholder: str | None = None,
+              linked: Callable[[str], None] | None = None) -> None:
+        self.queue.append((method, args, kwargs, placeholder, linked))
         self.flush()
 
     def flush(self, force: bool = False) -> bool:
@@ -191,7 +202,7 @@ class Outbox:
         if self.queue and not force and time.monotonic() < self.retry_at:
             return False
         while self.queue:
-            method, args, kwargs, placeholder = self.queue[0]
+            method, args, kwargs, placeholder, linked = self.queue[0]
             args = tuple(self.resolve(a) if isinstance(a, str) else a for a in args)
             kwargs = {k: self.resolve(v) if isinstance(v, str) else v for k, v in kwargs.items()}
             try:
@@ -206,6 +217,8 @@ class Outbox:
             else:
                 if placeholder:
                     self.ids[placeholder] = result
+                if linked:
+                    linked(result)
             self.queue.popleft()
         return True
 
