@@ -26,25 +26,75 @@ class InvalidConfig(ValueError):
 
 @dataclass(frozen=True)
 class ArrayConfig:
-    """A microphone array. `linear`: n_mics on the x axis, `spacing_m` apart, centred."""
+    """A microphone array in the horizontal plane; azimuth is counter-clockwise from +x.
+
+    `linear`: n_mics on the x axis, `spacing_m` apart, centred. `circular`: n_mics evenly on
+    a circle of `radius_m`, mic 0 on +x. `custom`: explicit (x, y) `positions_m` in channel
+    order, as read from a recordings folder's array.json.
+    """
 
     geometry: str = "linear"
     n_mics: int = 4
     # 4.5 cm keeps the array alias-free up to c/(2d) = 3.8 kHz, above the 3 kHz band's top edge.
     spacing_m: float = 0.045
+    # 3.5 cm: a 6-mic ring has neighbours 3.5 cm apart, alias-free to 4.9 kHz (a ReSpeaker-sized board).
+    radius_m: float = 0.035
+    positions_m: tuple[tuple[float, float], ...] = ()
 
     def validate(self) -> None:
-        if self.geometry != "linear":
-            raise InvalidConfig("geometry", f"unknown geometry {self.geometry!r}; use 'linear'")
+        if self.geometry not in GEOMETRIES:
+            raise InvalidConfig("geometry", f"unknown geometry {self.geometry!r}; use one of {list(GEOMETRIES)}")
         if self.n_mics < 2:
             raise InvalidConfig("n_mics", f"needs at least 2 microphones, got {self.n_mics}")
-        if not self.spacing_m > 0:
+        if self.geometry == "linear" and not self.spacing_m > 0:
             raise InvalidConfig("spacing_m", f"must be > 0 metres, got {self.spacing_m}")
+        if self.geometry == "circular" and not self.radius_m > 0:
+            raise InvalidConfig("radius_m", f"must be > 0 metres, got {self.radius_m}")
+        if self.geometry == "custom" and len(self.positions_m) != self.n_mics:
+            raise InvalidConfig(
+                "positions_m", f"a custom array needs n_mics={self.n_mics} (x, y) positions, got "
+                f"{len(self.positions_m)}; custom arrays come from a recordings folder's array.json",
+            )
+        if min(self._neighbour_distances()) <= 0:
+            raise InvalidConfig("positions_m", "two microphones share a position")
+
+    def positions(self) -> tuple[tuple[float, float], ...]:
+        """(x, y) in metres per microphone, in channel order."""
+        return GEOMETRIES[self.geometry](self)
+
+    def _neighbour_distances(self) -> list[float]:
+        points = self.positions()
+        return [min(math.dist(p, q) for j, q in enumerate(points) if j != i) for i, p in enumerate(points)]
+
+    @property
+    def span_deg(self) -> float:
+        """Azimuths the array can tell apart: 180 on a line (mirror angles look alike), else 360."""
+        points = self.positions()
+        x0, y0 = points[0]
+        far = max(points, key=lambda p: math.dist(p, points[0]))
+        # Collinear iff every point has zero cross product with the line through mic 0 and the farthest mic.
+        collinear = all(
+            abs((far[0] - x0) * (y - y0) - (far[1] - y0) * (x - x0)) < 1e-9 for x, y in points
+        )
+        return 180.0 if collinear else 360.0
 
     @property
     def alias_free_hz(self) -> float:
-        """Highest frequency with no spatial aliasing: spacing below half a wavelength."""
-        return SPEED_OF_SOUND / (2 * self.spacing_m)
+        """Highest frequency with no spatial aliasing: every mic within half a wavelength of a neighbour."""
+        return SPEED_OF_SOUND / (2 * max(self._neighbour_distances()))
+
+
+def _linear(array: ArrayConfig) -> tuple[tuple[float, float], ...]:
+    return tuple(((i - (array.n_mics - 1) / 2) * array.spacing_m, 0.0) for i in range(array.n_mics))
+
+
+def _circular(array: ArrayConfig) -> tuple[tuple[float, float], ...]:
+    step = 2 * math.pi / array.n_mics
+    return tuple((array.radius_m * math.cos(i * step), array.radius_m * math.sin(i * step)) for i in range(array.n_mics))
+
+
+# The geometry table: a new layout is a function from the config to (x, y) positions.
+GEOMETRIES = {"linear": _linear, "circular": _circular, "custom": lambda array: tuple(array.positions_m)}
 
 
 @dataclass(frozen=True)
@@ -85,8 +135,9 @@ class Band:
             raise InvalidConfig(
                 "center_hz",
                 f"the band's top edge {self.high_hz:.0f} Hz is above the array's alias-free limit "
-                f"{array.alias_free_hz:.0f} Hz (spacing {array.spacing_m} m); reduce "
-                "task.array.spacing_m or the band",
+                f"{array.alias_free_hz:.0f} Hz (microphones up to "
+                f"{SPEED_OF_SOUND / (2 * array.alias_free_hz):.3f} m from their nearest neighbour); "
+                "move the microphones closer (task.array.spacing_m or radius_m) or lower the band",
             )
 
 
@@ -99,13 +150,17 @@ class TaskConfig:
     clip_samples: int = 4096
     n_fft: int = 512
     array: ArrayConfig = field(default_factory=ArrayConfig)
-    # 19 angle classes over 0-180 degrees: a linear array cannot tell mirror angles apart.
+    # 19 angle classes over 0-180 degrees: a linear array cannot tell mirror angles apart
+    # (a planar array's classes cover 0-360: give it more, e.g. 36).
     n_angle_bins: int = 19
     # In-band SNR range; low enough that the 500 Hz band stays well below 100 %.
     snr_db: tuple[float, float] = (0.0, 20.0)
     n_train: int = 6000
     n_val: int = 2000
     seed: int = 0
+    # Where clips come from, with their shares (objectives/sources.py). Free field alone keeps
+    # the quick start at about a minute on 2 cores; rooms and folders are opt-in.
+    sources: tuple[Any, ...] = field(default_factory=lambda: _default_sources())
 
     def validate(self) -> None:
         try:
@@ -124,6 +179,19 @@ class TaskConfig:
         for key in ("n_train", "n_val"):
             if getattr(self, key) < 1:
                 raise InvalidConfig(key, f"must be >= 1, got {getattr(self, key)}")
+        from objectives.sources import validate_sources
+
+        validate_sources(self)
+
+    @property
+    def class_width_deg(self) -> float:
+        return self.array.span_deg / self.n_angle_bins
+
+
+def _default_sources() -> tuple[Any, ...]:
+    from objectives.sources import FreeField  # sources.py builds on this module
+
+    return (FreeField(),)
 
 
 @dataclass(frozen=True)
@@ -192,11 +260,18 @@ def _plain(value: Any) -> Any:
 
 
 def task_from_dict(data: dict[str, Any]) -> TaskConfig:
+    """The inverse of `to_dict` for a TaskConfig (lists back to tuples, sources by kind)."""
+    from objectives.sources import source_from_dict
+
     data = dict(data)
-    array = ArrayConfig(**data.pop("array", {}))
+    array = dict(data.pop("array", {}))
+    if "positions_m" in array:
+        array["positions_m"] = tuple(tuple(point) for point in array["positions_m"])
     if "snr_db" in data:
         data["snr_db"] = tuple(data["snr_db"])
-    return TaskConfig(array=array, **data)
+    if "sources" in data:
+        data["sources"] = tuple(source_from_dict(source) for source in data["sources"])
+    return TaskConfig(array=ArrayConfig(**array), **data)
 
 
 def train_from_dict(data: dict[str, Any]) -> TrainConfig:

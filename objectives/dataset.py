@@ -1,7 +1,8 @@
-"""A band's dataset: synthesised once, turned into features, standardised, cached on disk.
+"""A band's dataset: its sources' clips made once, turned into features, standardised, cached on disk.
 
 Every trial of a band shares the same tensors. The cache key covers every parameter that
-changes the data, so a changed task never reads a stale file.
+changes the data (and the contents of a recordings folder), so a changed task never reads
+a stale file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +20,13 @@ import torch
 
 from objectives.config import Band, TaskConfig, to_dict
 from objectives.features import BandFeatures
-from objectives.synthesis import synthesize
+from objectives.sources import source_clips
+from objectives.synthesis import Clips
 
 log = logging.getLogger(__name__)
 
 # Bump when synthesis or features change in a way the config does not capture.
-DATA_VERSION = 1
-_CHUNK = 500  # clips synthesised at once: bounds memory at about 60 MB per chunk
+DATA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class BandDataset:
     val_x: torch.Tensor
     val_y: torch.Tensor
     n_classes: int
+    span_deg: float = 180.0  # the classes cover [0, span): 180 for a linear array, 360 for a planar one
 
     @property
     def n_features(self) -> int:
@@ -45,6 +48,7 @@ def cache_key(task: TaskConfig, band: Band) -> str:
         "version": DATA_VERSION,
         "task": to_dict(task),
         "band": {"center_hz": band.center_hz, "width_hz": band.width_hz},
+        "contents": [source.fingerprint() for source in task.sources],
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -53,23 +57,28 @@ def _seed(key: str, split: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{key}/{split}".encode()).digest()[:8], "little")
 
 
-def _features(task: TaskConfig, band: Band, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
+def split_clips(task: TaskConfig, band: Band, split: str, cache_dir: Path | None = None) -> Iterator[Clips]:
+    """The clips of a split in chunks, the same on every call: what the network trains or is
+    validated on, and what the classical baselines are scored on."""
+    generator = torch.Generator().manual_seed(_seed(cache_key(task, band), split))
+    return source_clips(task, band, split, generator, cache_dir)
+
+
+def _features(task: TaskConfig, band: Band, split: str, cache_dir: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
     extract = BandFeatures(task, band)
     xs, ys = [], []
-    for start in range(0, n, _CHUNK):
-        clips = synthesize(task, band, min(_CHUNK, n - start), generator)
+    for clips in split_clips(task, band, split, cache_dir):
         with torch.no_grad():
             xs.append(extract(clips.waveforms))
         ys.append(clips.labels)
     return torch.cat(xs), torch.cat(ys)
 
 
-def generate(task: TaskConfig, band: Band) -> BandDataset:
-    """Synthesise train and validation sets (independent seeds) and standardise features."""
-    key = cache_key(task, band)
-    train_x, train_y = _features(task, band, task.n_train, _seed(key, "train"))
-    val_x, val_y = _features(task, band, task.n_val, _seed(key, "val"))
+def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None) -> BandDataset:
+    """Make train and validation sets (independent seeds) and standardise features.
+    `cache_dir` holds what sources share between bands (a room simulation's impulse responses)."""
+    train_x, train_y = _features(task, band, "train", cache_dir)
+    val_x, val_y = _features(task, band, "val", cache_dir)
     mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp_min(1e-6)
     return BandDataset(
         train_x=((train_x - mean) / std).contiguous(),
@@ -77,6 +86,7 @@ def generate(task: TaskConfig, band: Band) -> BandDataset:
         val_x=((val_x - mean) / std).contiguous(),
         val_y=val_y,
         n_classes=task.n_angle_bins,
+        span_deg=task.array.span_deg,
     )
 
 
@@ -88,7 +98,7 @@ def load_or_generate(task: TaskConfig, band: Band, cache_dir: Path | None) -> Ba
     if path.exists():
         return BandDataset(**torch.load(path, weights_only=True))
     log.info("generating dataset for band %s into %s", band.name, path)
-    data = generate(task, band)
+    data = generate(task, band, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: a reader never sees a half-written file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

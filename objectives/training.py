@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from objectives.config import TrainConfig
 from objectives.dataset import BandDataset
+from objectives.geometry import class_error_deg
 from objectives.model import build_model
 from objectives.optimizers import build_optimizer
 from objectives.reporting import Diverged, NullReporter, Reporter
@@ -33,16 +34,19 @@ def default_device() -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of `model` on (x, y)."""
+def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, span_deg: float = 180.0) -> dict[str, float]:
+    """Mean cross-entropy, accuracy and mean absolute angle error (between class centres,
+    as the classical baselines are scored) of `model` on (x, y)."""
     model.eval()
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, error_sum = 0.0, 0, 0.0
     for start in range(0, len(x), _EVAL_CHUNK):
         logits = model(x[start : start + _EVAL_CHUNK])
         target = y[start : start + _EVAL_CHUNK]
+        predicted = logits.argmax(dim=1)
         loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == target).sum().item()
-    return loss_sum / len(x), correct / len(x)
+        correct += (predicted == target).sum().item()
+        error_sum += class_error_deg(predicted, target, logits.shape[1], span_deg).sum().item()
+    return {"val_loss": loss_sum / len(x), "val_accuracy": correct / len(x), "val_angle_error_deg": error_sum / len(x)}
 
 
 def train(
@@ -92,8 +96,9 @@ def train(
         train_loss = loss_sum.item() / steps_per_epoch
         if not math.isfinite(train_loss):
             raise Diverged(epoch, train_loss)
-        val_loss, val_accuracy = evaluate(model, val_x, val_y)
-        metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy, "lr": lr}
+        scores = evaluate(model, val_x, val_y, data.span_deg)
+        val_accuracy = scores["val_accuracy"]
+        metrics = {"train_loss": train_loss, **scores, "lr": lr}
         result.history.append({"epoch": epoch, **metrics})
         result.val_accuracy = val_accuracy
         result.best_val_accuracy = max(result.best_val_accuracy, val_accuracy)

@@ -9,10 +9,10 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
-from search.commands import export, launch, studies, submit, train
+from search.commands import baselines, data, export, launch, lr_find, lr_table, status, studies, submit, train, ui
 from search.errors import BandsearchError
 
-COMMANDS = (launch, submit, export, train, studies)
+COMMANDS = (launch, submit, status, studies, lr_find, lr_table, export, train, baselines, data, ui)
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -96,6 +96,21 @@ def _trial_task(job: TrialJob, data: BandDataset) -> TrialOutcome:
     return run_trial(job, data, node=ray.get_runtime_context().get_node_id())
 
 
+@ray.remote(max_retries=1)
+def _call(fn: Any, data: BandDataset, *args: Any) -> Any:
+    return fn(data, *args)
+
+
+def map_on_bands(fn: Any, calls: list[tuple[ray.ObjectRef, tuple]], cpus: float = 1.0) -> list[Any]:
+    """Run `fn(band_data, *args)` for each (data ref, args) as parallel tasks; results in order."""
+    return ray.get([_call.options(num_cpus=cpus).remote(fn, data, *args) for data, args in calls])
+
+
+def start(fn: Any, *args: Any, cpus: float = 1.0) -> ray.ObjectRef:
+    """Run `fn(*args)` as a task without waiting; collect its result with `result`."""
+    return _call.options(num_cpus=cpus).remote(fn, *args)
+
+
 def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None) -> dict[str, ray.ObjectRef]:
     """Start building each band's dataset once (in parallel); trials receive the references."""
     cache = str(cache_dir) if cache_dir else None
@@ -111,7 +126,7 @@ def wait_one(pending: list[ray.ObjectRef], timeout: float | None = None) -> ray.
     return done[0] if done else None
 
 
-def result(ref: ray.ObjectRef) -> tuple[TrialOutcome | None, str | None, bool]:
+def result(ref: ray.ObjectRef) -> tuple[Any, str | None, bool]:
     """(outcome, error, lost): `lost` means the worker or node died, so a retry makes sense."""
     try:
         return ray.get(ref), None, False

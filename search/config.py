@@ -13,12 +13,18 @@ from typing import Any
 
 import yaml
 
+from objectives.baselines import BaselineSettings
 from objectives.config import Band, InvalidConfig, ModelConfig, TaskConfig, TrainConfig
+from objectives.lr_finder import RangeTestSettings
+from objectives.recordings import RecordingsError, index_folder, task_for_folder
+from objectives.sources import SOURCES
 from search import strategies
 from search.errors import BandsearchError
 from search.space import Space, parse_space
 
-TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space")
+TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder", "baselines")
+# Keys a folder source brings itself (array.json and labels.csv): never also set in the YAML.
+FOLDER_KEYS = ("array", "sample_rate", "n_train", "n_val")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class StudyConfig:
     task: TaskConfig
     training: TrainingSettings
     bands: tuple[BandPlan, ...]
+    lr_finder: RangeTestSettings = field(default_factory=RangeTestSettings)
+    baselines: BaselineSettings = field(default_factory=BaselineSettings)
 
     def band(self, name: str) -> BandPlan:
         for plan in self.bands:
@@ -112,6 +120,48 @@ def _checked(key: str, validate: Any) -> None:
         validate()
     except InvalidConfig as err:
         raise InvalidConfig(f"{key}.{err.key}", err.message) from None
+
+
+def _parse_sources(raw: Any, base: Path) -> tuple[Any, ...]:
+    """`task.sources`: a list of `{kind: ..., ...}`; folder paths are relative to the YAML's folder."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidConfig("task.sources", "must be a non-empty list, e.g. [{kind: free_field}]")
+    sources = []
+    for i, entry in enumerate(raw):
+        key = f"task.sources[{i}]"
+        if not isinstance(entry, Mapping) or entry.get("kind") not in SOURCES:
+            kind = entry.get("kind") if isinstance(entry, Mapping) else entry
+            raise InvalidConfig(f"{key}.kind", f"unknown source {kind!r}; use one of {list(SOURCES)}")
+        source = build_dataclass(SOURCES[entry["kind"]], {k: v for k, v in entry.items() if k != "kind"}, key)
+        if source.kind == "folder":
+            if not isinstance(source.path, str) or not source.path:
+                raise InvalidConfig(f"{key}.path", "required: the folder holding array.json and labels.csv")
+            source = dataclasses.replace(source, path=str((base / source.path).resolve()))
+        sources.append(source)
+    return tuple(sources)
+
+
+def _parse_task(raw: Any, base: Path) -> TaskConfig:
+    """The task section; a folder source brings its array, sample rate and clip counts."""
+    raw = dict(raw) if isinstance(raw, Mapping) else raw
+    sources = _parse_sources(raw.pop("sources"), base) if isinstance(raw, dict) and "sources" in raw else None
+    task = build_dataclass(TaskConfig, raw, "task")
+    if sources is not None:
+        task = dataclasses.replace(task, sources=sources)
+    for i, source in enumerate(task.sources):
+        if source.kind != "folder":
+            continue
+        try:
+            index = index_folder(Path(source.path), task.clip_samples, task.seed, source.val_fraction)
+        except RecordingsError as err:
+            raise InvalidConfig(f"task.sources[{i}].path", str(err)) from None
+        given = [key for key in FOLDER_KEYS if key in raw]
+        if given:
+            raise InvalidConfig(f"task.{given[0]}", f"comes from the folder {source.path} (array.json, labels.csv) "
+                                "for a folder source; remove it from the YAML")
+        task = task_for_folder(task, index)
+    _checked("task", task.validate)
+    return task
 
 
 def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: Any) -> tuple[BandPlan, ...]:
@@ -166,8 +216,7 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
         search = dataclasses.replace(
             search, sampler=strategies.normalize(search.sampler), pruner=strategies.normalize(search.pruner)
         )
-        task = build_dataclass(TaskConfig, data.get("task"), "task")
-        _checked("task", task.validate)
+        task = _parse_task(data.get("task"), Path(source).parent)
         training = build_dataclass(TrainingSettings, data.get("training"), "training")
         if training.epochs < 1:
             raise InvalidConfig("training.epochs", f"must be >= 1, got {training.epochs}")
@@ -177,9 +226,16 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
         if not isinstance(data["space"], Mapping):
             raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
         bands = _parse_bands(data.get("bands"), task, training, data["space"])
+        lr_finder = build_dataclass(RangeTestSettings, data.get("lr_finder"), "lr_finder")
+        _checked("lr_finder", lr_finder.validate)
+        if lr_finder.batch_size > task.n_train:
+            raise InvalidConfig("lr_finder.batch_size", f"{lr_finder.batch_size} is larger than the training set")
+        baselines = build_dataclass(BaselineSettings, data.get("baselines"), "baselines")
+        _checked("baselines", baselines.validate)
     except InvalidConfig as err:
         raise BandsearchError(f"{source}: {err.key}: {err.message}") from None
-    return StudyConfig(source=source, search=search, task=task, training=training, bands=bands)
+    return StudyConfig(source=Path(source), search=search, task=task, training=training, bands=bands,
+                       lr_finder=lr_finder, baselines=baselines)
 
 
 def load_config(path: str | Path) -> StudyConfig:

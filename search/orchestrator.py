@@ -12,6 +12,7 @@ never a trial.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable
@@ -22,9 +23,11 @@ import optuna
 from optuna.trial import TrialState
 
 from objectives.config import InvalidConfig, to_dict
-from search import cluster, reach
+from search import baselines, cluster, reach
 from search.config import BandPlan, StudyConfig
 from search.errors import BandsearchError
+from search.lr_finder import LrFinder
+from search.lr_tables import finder_table, log_tables, study_table
 from search.settings import Settings
 from search.proxy import StorageProxy
 from search.storage import ATTR, band_study_name, link_run, mask, open_storage, run_id_of, study_attrs
@@ -33,6 +36,9 @@ from search.tracking import Outbox, Tracker
 from search.worker import TrialJob, TrialOutcome
 
 log = logging.getLogger(__name__)
+
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+BUDGET_ATTR = "budget"  # trials per band asked by the latest launch
 
 # How each outcome ends in Optuna and in MLflow.
 _STATES = {
@@ -66,9 +72,10 @@ class BandRun:
 
     plan: BandPlan
     study: optuna.Study
-    parent_run_id: str
+    parent_run_id: str  # empty until the first launch opens it
     budget: int
     data: Any = None
+    baselines: Any = None  # Ray reference to the classical baselines' metrics, while they run
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_STATES, 0) | {"running": 0})
     started: float = field(default_factory=time.monotonic)
 
@@ -161,26 +168,32 @@ class Launch:
                     f"a different {' and '.join(changed)} (see {attrs.get('config_file')}); "
                     "resume with the original file or choose a new --study name"
                 )
-            parent_id = attrs["parent_run_id"]
-            self.tracker.reopen(parent_id)
-            if study.user_attrs.get(_UNSENT):  # an earlier launch ended with MLflow down
-                self.tracker.log(parent_id, tags={"bandsearch.mlflow_lost_writes": study.user_attrs[_UNSENT]})
         else:
-            parent_id = self.tracker.start_run(
-                self.experiment_id,
-                f"band {plan.band.name} Hz",
-                tags={"bandsearch.study": self.study_name, "bandsearch.band": plan.band.name,
-                      "optuna.study_name": study.study_name, "bandsearch.role": "band"},
-                params={"band.center_hz": plan.band.center_hz, "band.width_hz": plan.band.width_hz,
-                        "storage": mask(self.settings.storage_url)},
-            )
-            study.set_user_attr(
-                ATTR, {**wanted, "config_file": str(self.config.source), "parent_run_id": parent_id,
-                       "experiment_id": self.experiment_id},
-            )
-        band = BandRun(plan, study, parent_id, self.config.search.trials_per_band)
+            study.set_user_attr(ATTR, {**wanted, "config_file": str(self.config.source),
+                                       "experiment_id": self.experiment_id})
+        study.set_user_attr(BUDGET_ATTR, self.config.search.trials_per_band)
+        band = BandRun(plan, study, study.user_attrs.get(PARENT_RUN_ATTR, ""), self.config.search.trials_per_band)
         self._recover(band)
         return band
+
+    def _open_parent_runs(self) -> None:
+        """Each band's MLflow parent run: created on the first launch, reopened on a resume."""
+        for band in self.bands:
+            if band.parent_run_id:
+                self.tracker.reopen(band.parent_run_id)
+                if band.study.user_attrs.get(_UNSENT):  # an earlier launch ended with MLflow down
+                    self.tracker.log(band.parent_run_id,
+                                     tags={"bandsearch.mlflow_lost_writes": band.study.user_attrs[_UNSENT]})
+                continue
+            band.parent_run_id = self.tracker.start_run(
+                self.experiment_id,
+                f"band {band.name} Hz",
+                tags={"bandsearch.study": self.study_name, "bandsearch.band": band.name,
+                      "optuna.study_name": band.study.study_name, "bandsearch.role": "band"},
+                params={"band.center_hz": band.plan.band.center_hz, "band.width_hz": band.plan.band.width_hz,
+                        "storage": mask(self.settings.storage_url)},
+            )
+            band.study.set_user_attr(PARENT_RUN_ATTR, band.parent_run_id)
 
     def _recover(self, band: BandRun) -> None:
         """Count what is done; fail and retry trials a dead driver left RUNNING, and close the
@@ -223,12 +236,34 @@ class Launch:
         for band in missing:
             band.data = refs[band.name]
             band.started = time.monotonic()
+            if self.config.baselines.methods and baselines.ATTR not in band.study.user_attrs:
+                band.baselines = baselines.start(self.config.task, band.plan.band, self.config.baselines,
+                                                 self.settings.cache_dir)
         self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
+        self._seed_from_finder()
+
+    def _seed_from_finder(self) -> None:
+        """Resolve `lr: {from: lr_finder}` ranges, running the range tests that are missing."""
+        needs = {band.name: band.plan.space.finder_optimizers() for band in self.bands}
+        if not any(needs.values()):
+            return
+        finder = LrFinder(self.config, self.study_name, self.settings)
+        results = finder.run(finder.tasks({name: opts for name, opts in needs.items() if opts}),
+                             {band.name: band.data for band in self.bands})
+        for band in self.bands:
+            suggestions = {task.optimizer: (result or {}).get("suggestion")
+                           for task, result in results.items() if task.band == band.name}
+            try:
+                space = band.plan.space.resolve(suggestions)
+            except InvalidConfig as err:
+                raise BandsearchError(f"{self.config.source}: bands {band.name}: space.{err.key}: {err.message}") from None
+            band.plan = dataclasses.replace(band.plan, space=space)
 
     def run(self, address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
         """Run every band to its budget. On any interruption, end open trials and runs cleanly."""
         if not self.bands:
             self.prepare()
+        self._open_parent_runs()
         if all(band.remaining <= 0 for band in self.bands):
             self._close(interrupted=False)
             return self.bands
@@ -319,6 +354,8 @@ class Launch:
         else:
             if outcome.state == "diverged":
                 trial.set_user_attr("stop_reason", "diverged")
+            if "final_val_angle_error_deg" in outcome.metrics:
+                trial.set_user_attr(baselines.NET_ERROR_ATTR, outcome.metrics["final_val_angle_error_deg"])
             state, _ = _STATES[outcome.state]
             band.study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
             band.counts[outcome.state] += 1
@@ -375,6 +412,9 @@ class Launch:
 
     def _close(self, interrupted: bool) -> None:
         for band in self.bands:
+            if band.baselines is not None and not interrupted:
+                baselines.record(band.study, self.tracker, band.parent_run_id, band.baselines)
+                band.baselines = None
             best = band.best()
             if best is not None:
                 config = flat_params(best.user_attrs["train_config"])
@@ -405,7 +445,15 @@ def launch(config: StudyConfig, study_name: str, settings: Settings, progress: P
     """Create or resume the study and run every band to its budget."""
     run = Launch(config, study_name, settings, progress)
     run.prepare()
-    return run.run(address=address, num_cpus=num_cpus)
+    bands = run.run(address=address, num_cpus=num_cpus)
+    publish_tables(settings, study_name)
+    return bands
+
+
+def publish_tables(settings: Settings, study_name: str) -> None:
+    """Log the per-frequency learning-rate tables of the study to MLflow."""
+    tables = [study_table(settings.storage_url, study_name), finder_table(settings.storage_url, study_name)]
+    log_tables(settings.tracking_uri, settings.artifact_root, study_name, [t for t in tables if t.cells])
 
 
 def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
@@ -420,6 +468,8 @@ def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
             "best": best.value if best else None,
             "config": best.user_attrs.get("train_config") if best else None,
             "best_run_id": run_id_of(band.study, best) if best else None,
+            "angle_error_deg": best.user_attrs.get(baselines.NET_ERROR_ATTR) if best else None,
+            "baselines": band.study.user_attrs.get(baselines.ATTR),
             "parent_run_id": band.parent_run_id,
         })
     return rows

@@ -75,11 +75,50 @@ class Fixed:
 
 
 @dataclass(frozen=True)
+class FromFinder:
+    """`lr: {from: lr_finder, factor: F}`: search [s/F, s*F] (log) around the range test's
+    suggestion s for this band and optimizer. Resolved before any trial by `Space.resolve`."""
+
+    factor: float
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        raise RuntimeError("an lr taken from the LR finder must be resolved before sampling")
+
+    def bounds(self) -> list[Any]:
+        return []
+
+    def around(self, suggestion: float) -> Range:
+        return Range(suggestion / self.factor, suggestion * self.factor, log=True)
+
+
+@dataclass(frozen=True)
 class Space:
     """A parsed space: common parameters plus one branch of parameters per optimizer."""
 
     common: Mapping[str, Param]
     optimizers: Mapping[str, Mapping[str, Param]]
+
+    def finder_optimizers(self) -> list[str]:
+        """Optimizers whose learning rate comes from the LR range test."""
+        return [name for name, branch in self.optimizers.items()
+                if isinstance(branch.get("lr", self.common.get("lr")), FromFinder)]
+
+    def resolve(self, suggestions: Mapping[str, float | None]) -> Space:
+        """Replace every `from: lr_finder` lr by the range around that optimizer's suggestion."""
+        if not self.finder_optimizers():
+            return self
+        optimizers = {}
+        for name, branch in self.optimizers.items():
+            param = branch.get("lr", self.common.get("lr"))
+            if isinstance(param, FromFinder):
+                if suggestions.get(name) is None:
+                    raise InvalidConfig(f"optimizer.{name}.lr", "the LR finder has no suggestion for this "
+                                        "optimizer (it diverged at once or never ran); run `bandsearch lr-find` "
+                                        "with a lower min_lr, or give an explicit range")
+                branch = {**branch, "lr": param.around(suggestions[name])}
+            optimizers[name] = branch
+        common = {key: value for key, value in self.common.items() if not isinstance(value, FromFinder)}
+        return Space(common=common, optimizers=optimizers)
 
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw one configuration: {optimizer, optimizer_params, lr, batch_size, ...}."""
@@ -164,7 +203,21 @@ def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
         raise InvalidConfig(key, f"must be whole numbers in [0, training.epochs={epochs}], got {value!r}")
 
 
+def _parse_finder(raw: Mapping[str, Any], where: str) -> FromFinder:
+    if raw["from"] != "lr_finder":
+        raise InvalidConfig(f"{where}.from", f"unknown source {raw['from']!r}; the only one is lr_finder")
+    extra = sorted(set(raw) - {"from", "factor"})
+    if extra:
+        raise InvalidConfig(f"{where}.{extra[0]}", "unknown key; `from: lr_finder` takes `factor`")
+    factor = _number(raw.get("factor", 10), f"{where}.factor")
+    if factor <= 1:
+        raise InvalidConfig(f"{where}.factor", f"must be > 1 (the range is [s/factor, s*factor]), got {factor:g}")
+    return FromFinder(factor)
+
+
 def _parse_common(key: str, raw: Any, where: str, n_train: int, epochs: int) -> Param:
+    if key == "lr" and isinstance(raw, Mapping) and "from" in raw:
+        return _parse_finder(raw, where)
     param = parse_param(where, raw, integer=key in _INT_KEYS)
     _check_values(where, param, lambda v: _check_common(key, v, n_train, epochs))
     return param

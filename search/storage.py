@@ -9,7 +9,10 @@ run folder with the proxy as its one writer.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,13 @@ def open_storage(url: str) -> BaseStorage:
         raise BandsearchError(
             f"cannot open the study storage {mask(url)}: {err}. Check the URL and that the server is up."
         ) from None
+
+
+def serve_dashboard(url: str, host: str = "127.0.0.1", port: int = 8080) -> subprocess.Popen | None:
+    """Start optuna-dashboard on the storage if it is installed (None if not)."""
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        return None
+    return subprocess.Popen([sys.executable, "-m", "optuna_dashboard", url, "--host", host, "--port", str(port)])
 
 
 def band_study_name(study: str, band: str) -> str:

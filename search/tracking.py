@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -114,6 +116,16 @@ class Tracker:
     def log_text(self, run_id: str, text: str, path: str) -> None:
         self.client.log_text(run_id, text, path)
 
+    def log_file(self, run_id: str, local_path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(local_path), folder)
+
+    def find_run(self, experiment_id: str, tags: Mapping[str, str]) -> str | None:
+        """The newest run of the experiment carrying all `tags`, if any."""
+        query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+        runs = self.client.search_runs([experiment_id], filter_string=query, max_results=1,
+                                       order_by=["attributes.start_time DESC"])
+        return runs[0].info.run_id if runs else None
+
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
 
@@ -132,6 +144,14 @@ class Tracker:
 
     def status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
+
+
+def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> subprocess.Popen:
+    """Start the MLflow UI on a local tracking store; the caller stops it by its handle."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri, "--host", host,
+         "--port", str(port)],
+    )
 
 
 @lru_cache(maxsize=4)

@@ -125,7 +125,8 @@ def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
     try:
         result = train(train_from_dict(job.train_config), data, reporter)
         outcome.value = result.val_accuracy
-        outcome.metrics = {"best_val_accuracy": result.best_val_accuracy}
+        outcome.metrics = {"best_val_accuracy": result.best_val_accuracy,
+                           "final_val_angle_error_deg": result.history[-1]["val_angle_error_deg"]}
     except StopTraining:
         outcome.state, outcome.value = "pruned", reporter.last.get("val_accuracy")
     except Diverged as err:

@@ -60,6 +60,13 @@ BAD_INPUTS = {
         "space.optimizer.adam.beta2", "must be in [0.0, 1.0)"),
     "unknown sampler option": (
         {"search": {"sampler": {"name": "tpe", "n_startup": 3}}}, "search.sampler.n_startup", "takes no option"),
+    "unknown source kind": ({"task": {"sources": [{"kind": "wind"}]}}, "task.sources[0].kind", "unknown source"),
+    "unknown room key": (
+        {"task": {"sources": [{"kind": "reverberant", "rt60": [0.2, 0.4]}]}}, "task.sources[0].rt60", "unknown key"),
+    "folder that is not there": (
+        {"task": {"sources": [{"kind": "folder", "path": "nowhere"}]}}, "task.sources[0].path", "not a folder"),
+    "unknown geometry": ({"task": {"array": {"geometry": "spiral"}}}, "task.array.geometry", "unknown geometry"),
+    "unknown baseline": ({"baselines": {"methods": ["esprit"]}}, "baselines.methods", "unknown method"),
     "per-band override with low > high": (
         {"bands": [{"center_hz": 500, "space": {"lr": {"low": 1, "high": 0.1}}}]},
         "bands[0].space.lr", "low (1) > high (0.1)"),
@@ -92,3 +99,20 @@ def test_numeric_strings_from_yaml_1_1_are_accepted(tmp_path: Path) -> None:
     assert "low: 1e-4" in text
     path.write_text(text)
     assert load_config(path).bands[0].space.optimizers["adam"]["lr"].low == pytest.approx(1e-4)
+
+
+def test_a_folder_source_brings_its_array_and_counts(tmp_path: Path) -> None:
+    from objectives.config import TaskConfig
+    from objectives.folders import write_synthetic
+
+    write_synthetic(TaskConfig(clip_samples=2048), tmp_path / "recs", (4, 2), 0.5)
+    task = {"clip_samples": 2048, "sources": [{"kind": "folder", "path": "recs"}]}  # relative to the YAML
+    data = tiny_config(space=_space(batch_size={"choices": [4]}))
+    data["task"] = task  # not merged into the tiny task: n_train and n_val come from the folder
+    data["lr_finder"] = {"batch_size": 4}
+    config = load_config(write_yaml(tmp_path / "f.yaml", data))
+    assert config.task.array.geometry == "custom" and (config.task.n_train, config.task.n_val) == (12, 6)
+    assert config.task.sources[0].path == str(tmp_path / "recs")
+    path = write_yaml(tmp_path / "g.yaml", {**data, "task": {**task, "sample_rate": 8000}})
+    with pytest.raises(BandsearchError, match=f"{path}: task.sample_rate: comes from the folder"):
+        load_config(path)

@@ -15,15 +15,19 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import browser
 from conftest import tiny_config
 from objectives.dataset import load_or_generate
 from objectives.training import train
 from search import cluster
 from search.config import parse_config
 from search.export import best_configs, load_best_config, write_export
+from search.lr_finder import stored_results
+from search.lr_tables import finder_table, study_table
 from search.orchestrator import Launch, launch
 from search.settings import Settings
 from search.storage import band_study_name, open_storage
+from search.tracking import serve_ui
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.timeout(300)
@@ -77,6 +81,7 @@ def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
     assert all(p["status"] == "FINISHED" for p in parents.values())
     for band, parent in parents.items():
         assert parent["metrics"]["best_val_accuracy"], "the parent logs the best value as trials finish"
+        assert {"baseline.music.accuracy", "baseline.srp_phat.angle_error_deg"} <= set(parent["metrics"])
         assert parent["tags"]["best.mlflow_run_id"] in {c["run_id"] for c in children}
         trials = {t.number: t for t in _trials(settings, "e2e", band)}
         mine = [c for c in children if c["tags"]["mlflow.parentRunId"] == parent["run_id"]]
@@ -90,7 +95,7 @@ def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
             assert child["name"].startswith(f"t{trial.number:03d} {child['params']['optimizer']} lr=")
             epochs = [step for step, _ in child["metrics"]["val_accuracy"]]
             assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) == trial.last_step
-            for key in ("train_loss", "val_loss", "lr"):
+            for key in ("train_loss", "val_loss", "lr", "val_angle_error_deg"):
                 assert len(child["metrics"][key]) == len(epochs)
             assert child["metrics"]["val_accuracy"][-1][1] == pytest.approx(trial.intermediate_values[trial.last_step])
             expected = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}[trial.state]
@@ -189,3 +194,94 @@ def test_bad_trials_never_kill_the_study(tmp_path, ray_local) -> None:
     statuses = {r["tags"].get("bandsearch.state"): r["status"] for r in runs if r["tags"].get("bandsearch.role") == "trial"}
     assert statuses.get("diverged") == "KILLED"
     assert not [r for r in runs if r["status"] == "RUNNING"]
+
+
+def _finder_config(**lr_finder):
+    space = {"optimizer": {"sgd": {"lr": {"from": "lr_finder", "factor": 4}, "momentum": 0.9},
+                           "adam": {"lr": {"from": "lr_finder", "factor": 4}}},
+             "batch_size": 32}
+    return parse_config(
+        tiny_config(bands=[{"center_hz": 1000}], space=space, search={"trials_per_band": 3},
+                    lr_finder={"steps": 30, "batch_size": 32, **lr_finder}),
+        source="finder.yaml",
+    )
+
+
+def test_a_finder_seeded_space_runs_the_range_tests_first_and_searches_around_them(tmp_path, ray_local) -> None:
+    settings = Settings.resolve(run_dir=str(tmp_path))
+    launch(_finder_config(), "seeded", settings)
+    results = {r["optimizer"]: r for r in stored_results(settings.storage_url)}
+    assert set(results) == {"sgd", "adam"}
+    for trial in _trials(settings, "seeded", "1000"):
+        config = trial.user_attrs["train_config"]
+        suggestion = results[config["optimizer"]]["suggestion"]
+        assert suggestion / 4 <= config["lr"] <= suggestion * 4
+
+    runs = _read_mlflow(settings, "seeded")["runs"]
+    parent = next(r for r in runs if r["tags"].get("bandsearch.role") == "lr-finder")
+    tests = [r for r in runs if r["tags"].get("bandsearch.role") == "lr-find"]
+    assert len(tests) == 2 and all(r["tags"]["mlflow.parentRunId"] == parent["run_id"] for r in tests)
+    for run in tests:
+        assert {"lr_range_test.csv", "lr_range_test.png"} <= set(run["artifacts"])
+        assert run["metrics"]["suggested_lr"][-1][1] == pytest.approx(results[run["params"]["optimizer"]]["suggestion"])
+        assert len(run["metrics"]["range_test_loss"]) == results[run["params"]["optimizer"]]["points"]
+    tables = next(r for r in runs if r["tags"].get("bandsearch.role") == "lr-tables")
+    assert tables["status"] == "FINISHED" and tables["artifacts"] == ["lr_tables"]
+
+    # A second study over the same band and model reuses the stored tests.
+    before = len(stored_results(settings.storage_url))
+    launch(_finder_config(), "seeded-again", settings)
+    assert len(stored_results(settings.storage_url)) == before
+
+
+def test_tables_report_the_finder_and_the_study(tmp_path, ray_local) -> None:
+    settings = Settings.resolve(run_dir=str(tmp_path))
+    launch(_finder_config(), "tables", settings)
+    finder, best = finder_table(settings.storage_url, "tables"), study_table(settings.storage_url, "tables")
+    assert finder.bands == ["1000"] and set(finder.optimizers) == {"sgd", "adam"}
+    trials = _trials(settings, "tables", "1000")
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    top = max(complete, key=lambda t: t.value)
+    cell = best.cells[("1000", top.user_attrs["train_config"]["optimizer"])]
+    assert cell.lr == top.user_attrs["train_config"]["lr"] and cell.accuracy == top.value
+    assert sum(c.trials for c in best.cells.values()) <= len(trials)
+    assert "| 1000 Hz |" in best.markdown() and best.csv().startswith("band,optimizer,lr")
+
+
+def test_a_finder_that_diverges_at_once_stops_the_launch_with_a_clear_error(tmp_path, ray_local) -> None:
+    settings = Settings.resolve(run_dir=str(tmp_path))
+    from search.errors import BandsearchError
+
+    with pytest.raises(BandsearchError, match=r"bands 1000: space.optimizer.sgd.lr: the LR finder has no suggestion"):
+        launch(_finder_config(min_lr=1e6, max_lr=1e9), "diverged", settings)
+    assert not [t for t in _trials(settings, "diverged", "1000")]
+
+
+@pytest.mark.skipif(not (browser.CHROMIUM and browser.CHROMEDRIVER),
+                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_the_mlflow_ui_shows_the_nested_runs_of_a_study(finished, tmp_path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, settings, bands = finished
+    port = browser.free_port()
+    server = serve_ui(settings.tracking_uri, "127.0.0.1", port)
+    try:
+        browser.wait_for_http(f"http://127.0.0.1:{port}/health")
+        tree = _read_mlflow(settings, "e2e")
+        experiment = tree["experiment_id"]
+        children = [r["name"] for r in tree["runs"] if r["tags"].get("bandsearch.role") == "trial"]
+        with browser.chromium() as page:
+            page.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs")
+            body = lambda: page.find_element(By.TAG_NAME, "body").text  # noqa: E731
+            WebDriverWait(page, 90).until(lambda _: "band 500 Hz" in body() and "band 3000 Hz" in body())
+            # Each band's parent run lists its trials folded under it; unfold both.
+            expanders = "button[data-component-id*='runnamecellrenderer']"
+            for index in range(2):
+                page.find_elements(By.CSS_SELECTOR, expanders)[index].click()
+            WebDriverWait(page, 30).until(lambda _: all(name in body() for name in children))
+            page.save_screenshot(str(tmp_path / "mlflow_ui.png"))
+            assert (tmp_path / "mlflow_ui.png").stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

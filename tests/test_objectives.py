@@ -132,7 +132,8 @@ def test_warmup_then_cosine() -> None:
 
 def test_objectives_never_import_the_search_stack() -> None:
     code = (
-        "import sys, objectives.training, objectives.dataset, objectives.optimizers\n"
+        "import sys, objectives.training, objectives.dataset, objectives.optimizers, objectives.rooms\n"
+        "import objectives.recordings, objectives.baselines, objectives.folders\n"
         "bad = [m for m in ('optuna', 'ray', 'mlflow', 'search') if m in sys.modules]\n"
         "assert not bad, bad"
     )

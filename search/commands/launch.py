@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from contextlib import nullcontext
 
 from rich.console import Console
 from rich.table import Table
 
+from search import baselines
 from search.commands import add_location_options, add_proxy_option, settings_from
 from search.config import load_config
 from search.errors import BandsearchError
 from search.orchestrator import launch, summarize
-from search.progress import LaunchProgress
+from search.progress import JsonLinesProgress, LiveProgress
 from search.storage import mask
 
 
@@ -24,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, help="trials in flight (overrides search.workers)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
-    parser.add_argument("--quiet", action="store_true", help="no live progress, only the summary")
+    parser.add_argument("--progress", choices=("live", "json", "quiet"), default="live",
+                        help="live bars (default), JSON lines on stdout for scripts, or only the summary")
+    parser.add_argument("--quiet", dest="progress", action="store_const", const="quiet", help="same as --progress quiet")
     add_location_options(parser)
     add_proxy_option(parser)
     parser.set_defaults(run=run)
@@ -40,28 +44,29 @@ def run(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, search=dataclasses.replace(config.search, **overrides))
     settings = settings_from(args)
     study = args.study or config.source.stem
-    console = Console()
+    # With JSON lines on stdout, everything for people goes to stderr.
+    console = Console(stderr=args.progress == "json")
     console.print(f"study [bold]{study}[/]: {len(config.bands)} bands x {config.search.trials_per_band} trials, "
                   f"{config.search.workers} in flight; storage {mask(settings.storage_url)}"
                   + (f" served on {settings.storage_proxy}" if settings.storage_proxy else ""))
-    if args.quiet:
-        bands = launch(config, study, settings, address=args.address, num_cpus=args.num_cpus)
-    else:
-        with LaunchProgress(console) as progress:
-            bands = launch(config, study, settings, progress, address=args.address, num_cpus=args.num_cpus)
-    print_summary(console, study, summarize(bands), settings.tracking_uri)
+    progress = {"live": lambda: LiveProgress(console), "json": JsonLinesProgress, "quiet": nullcontext}[args.progress]
+    with progress() as view:
+        bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus)
+    print_summary(console, study, summarize(bands), settings.tracking_uri, config.baselines.methods)
     return 0
 
 
-def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: str) -> None:
-    table = Table(title=f"study {study}: best per band")
-    for column in ("band", "best val acc", "optimizer", "lr", "batch", "done/pruned/failed", "MLflow run"):
+def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: str, methods: list[str]) -> None:
+    """Best per band; the network's val accuracy / angle error beside the classical baselines'."""
+    table = Table(title=f"study {study}: best per band (accuracy / mean angle error on the same test clips)")
+    for column in ("band", *baselines.columns(methods), "optimizer", "lr", "batch", "done/pruned/failed",
+                   "MLflow run"):
         table.add_column(column)
     for row in rows:
         config = row["config"] or {}
         table.add_row(
             f"{row['band']} Hz",
-            f"{row['best']:.4f}" if row["best"] is not None else "-",
+            *baselines.cells(row["best"], row["angle_error_deg"], row["baselines"], methods),
             config.get("optimizer", "-"),
             f"{config['lr']:.2e}" if config else "-",
             str(config.get("batch_size", "-")),

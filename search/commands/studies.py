@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from search.commands import add_location_options, settings_from
+from search.lr_finder import FINDER_STUDY
 from search.storage import open_storage
 
 
@@ -25,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     for column in ("study", "band", "trials", "states", "best"):
         table.add_column(column)
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        if summary.study_name == FINDER_STUDY:
+            continue  # range-test results, shown by `bandsearch lr-table`
         study, _, band = summary.study_name.rpartition("/")
         trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
         states = Counter(t.state.name.lower() for t in trials)

@@ -1,0 +1,172 @@
+"""The learning-rate range test (Smith 2015/2017) and rules that turn its curve into a suggestion.
+
+The learning rate rises exponentially from `min_lr` to `max_lr` over `steps` mini-batch
+steps; the loss is smoothed with a bias-corrected moving average, and the test stops when
+it diverges (smoothed loss above `divergence_factor` x the best so far, or NaN/inf). The
+model, the optimizer and the RNG are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from objectives.config import InvalidConfig, ModelConfig
+from objectives.dataset import BandDataset
+from objectives.model import build_model
+from objectives.optimizers import build_optimizer
+
+
+@dataclass(frozen=True)
+class RangeTestSettings:
+    min_lr: float = 1e-6
+    max_lr: float = 10.0
+    # 80 steps of 64 clips is under one epoch of the default task: the test costs less than training.
+    steps: int = 80
+    batch_size: int = 64
+    smoothing: float = 0.9  # weight of the past in the moving average of the loss
+    divergence_factor: float = 4.0
+    rule: str = "steepest"
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not 0 < self.min_lr < self.max_lr:
+            raise InvalidConfig("min_lr", f"need 0 < min_lr < max_lr, got {self.min_lr} and {self.max_lr}")
+        if self.steps < 5:
+            raise InvalidConfig("steps", f"must be >= 5, got {self.steps}")
+        if self.batch_size < 1:
+            raise InvalidConfig("batch_size", f"must be >= 1, got {self.batch_size}")
+        if not 0 <= self.smoothing < 1:
+            raise InvalidConfig("smoothing", f"must be in [0, 1), got {self.smoothing}")
+        if self.divergence_factor <= 1:
+            raise InvalidConfig("divergence_factor", f"must be > 1, got {self.divergence_factor}")
+        if self.rule not in SUGGESTIONS:
+            raise InvalidConfig("rule", f"unknown rule {self.rule!r}; choose one of {sorted(SUGGESTIONS)}")
+
+
+@dataclass
+class RangeTestResult:
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    stop_reason: str = "completed"  # completed | diverged | non-finite
+    diverged_lr: float | None = None  # the learning rate at which the test stopped, if it did
+
+    def suggestion(self, rule: str) -> float | None:
+        return SUGGESTIONS[rule](self.lrs, self.smoothed)
+
+
+def range_test(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[], torch.Tensor],
+    settings: RangeTestSettings,
+) -> RangeTestResult:
+    """Run the test; `loss_fn()` returns the loss of the next mini-batch (with grad)."""
+    saved_model = copy.deepcopy(model.state_dict())
+    saved_optimizer = copy.deepcopy(optimizer.state_dict())
+    saved_rng = torch.get_rng_state()
+    was_training = model.training
+    model.train()
+    result = RangeTestResult()
+    ratio = settings.max_lr / settings.min_lr
+    average, best = 0.0, math.inf
+    try:
+        for step in range(settings.steps):
+            lr = settings.min_lr * ratio ** (step / (settings.steps - 1))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = loss_fn()
+            value = loss.item()
+            if not math.isfinite(value):
+                result.stop_reason, result.diverged_lr = "non-finite", lr
+                break
+            average = settings.smoothing * average + (1 - settings.smoothing) * value
+            smoothed = average / (1 - settings.smoothing ** (step + 1))  # bias correction
+            result.lrs.append(lr)
+            result.losses.append(value)
+            result.smoothed.append(smoothed)
+            if smoothed > settings.divergence_factor * best:
+                result.stop_reason, result.diverged_lr = "diverged", lr
+                break
+            best = min(best, smoothed)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    finally:
+        model.load_state_dict(saved_model)
+        optimizer.load_state_dict(saved_optimizer)
+        torch.set_rng_state(saved_rng)
+        model.train(was_training)
+    return result
+
+
+def band_range_test(
+    data: BandDataset, model_config: ModelConfig, optimizer: str, hyperparameters: dict, settings: RangeTestSettings
+) -> RangeTestResult:
+    """The range test of `optimizer` on a band's training data, from a fresh model."""
+    torch.manual_seed(settings.seed)
+    model = build_model(data.n_features, data.n_classes, model_config)
+    opt = build_optimizer(optimizer, model.parameters(), settings.min_lr, hyperparameters)
+    order = torch.Generator().manual_seed(settings.seed)
+    batches: list[torch.Tensor] = []
+
+    def loss_fn() -> torch.Tensor:
+        if not batches:
+            batches.extend(torch.randperm(len(data.train_x), generator=order).split(settings.batch_size))
+            if len(batches[-1]) < 2:  # a batch of one breaks BatchNorm
+                batches.pop()
+        index = batches.pop(0)
+        return F.cross_entropy(model(data.train_x[index]), data.train_y[index])
+
+    return range_test(model, opt, loss_fn, settings)
+
+
+# -- suggestion rules: (learning rates, smoothed losses) -> a learning rate or None ----------
+
+Rule = Callable[[Sequence[float], Sequence[float]], "float | None"]
+
+
+def _descending_part(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """The curve up to its minimum: what comes after is the climb to divergence."""
+    end = int(np.argmin(losses)) + 1
+    return np.log10(np.asarray(lrs[:end])), np.asarray(losses[:end])
+
+
+def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The learning rate where the smoothed loss falls fastest per decade (before its minimum)."""
+    log_lr, loss = _descending_part(lrs, losses)
+    if len(loss) < 3:
+        return None
+    slope = np.gradient(loss, log_lr)
+    return float(10 ** log_lr[int(np.argmin(slope))])
+
+
+def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """Two thirds into the longest stretch where the smoothed loss keeps falling (fastai's valley)."""
+    loss = np.asarray(losses)
+    best_start, best_end, start = 0, 0, 0
+    for i in range(1, len(loss) + 1):
+        if i == len(loss) or loss[i] >= loss[i - 1]:
+            if i - 1 - start > best_end - best_start:
+                best_start, best_end = start, i - 1
+            start = i
+    if best_end - best_start < 2:
+        return None
+    return float(lrs[best_start + (2 * (best_end - best_start)) // 3])
+
+
+def minimum_over_ten(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """A tenth of the learning rate at the lowest smoothed loss (the classic rule of thumb)."""
+    if len(losses) < 3:
+        return None
+    return float(lrs[int(np.argmin(losses))] / 10)
+
+
+SUGGESTIONS: dict[str, Rule] = {"steepest": steepest, "valley": valley, "minimum": minimum_over_ten}

@@ -1,0 +1,83 @@
+"""Classical baselines per band beside the tuned network: started on Ray with the datasets,
+stored on the band's Optuna study (so a resumed launch does not redo them) and logged to
+the band's MLflow parent run as `baseline.<method>.accuracy` / `.angle_error_deg`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+from rich.table import Table
+
+from objectives import baselines
+from objectives.config import Band, TaskConfig
+from search import cluster
+from search.errors import BandsearchError
+from search.storage import band_studies, mask, open_storage
+
+log = logging.getLogger(__name__)
+
+ATTR = "baselines"  # Optuna study user attribute holding the metrics
+NET_ERROR_ATTR = "val_angle_error_deg"  # Optuna trial user attribute: the network's final angle error
+NAMES = {"music": "MUSIC", "srp_phat": "SRP-PHAT"}
+
+
+def start(task: TaskConfig, band: Band, settings: baselines.BaselineSettings, cache_dir: Path | None) -> Any:
+    """A Ray reference to the band's baseline metrics (computed on the band's test clips)."""
+    return cluster.start(baselines.score, task, band, settings, cache_dir)
+
+
+def record(study: optuna.Study, tracker: Any, parent_run_id: str, ref: Any) -> None:
+    """Store finished baseline metrics on the study and the band's parent run."""
+    metrics, error, _ = cluster.result(ref)
+    if metrics is None:
+        log.warning("baselines of %s failed: %s", study.study_name, (error or "").splitlines()[-1:])
+        tracker.log(parent_run_id, tags={"baseline.error": (error or "")[-4000:]})
+        return
+    study.set_user_attr(ATTR, metrics)
+    tracker.log(parent_run_id, metrics=metrics)
+
+
+def cells(best_value: float | None, net_error: float | None, metrics: dict[str, float] | None,
+          methods: list[str]) -> list[str]:
+    """'acc / err°' for the network and each method: one row of the comparison."""
+    def pair(accuracy: float | None, error: float | None) -> str:
+        if accuracy is None:
+            return "-"
+        return f"{accuracy:.3f} / {error:.1f}°" if error is not None else f"{accuracy:.3f}"
+
+    metrics = metrics or {}
+    return [pair(best_value, net_error)] + [
+        pair(metrics.get(f"baseline.{m}.accuracy"), metrics.get(f"baseline.{m}.angle_error_deg")) for m in methods
+    ]
+
+
+def columns(methods: list[str]) -> list[str]:
+    return ["network acc / err"] + [f"{NAMES[m]} acc / err" for m in methods]
+
+
+def table(storage_url: str, study_name: str) -> Table:
+    """`bandsearch baselines STUDY`: per band, the best trial beside MUSIC and SRP-PHAT."""
+    storage = open_storage(storage_url)
+    out = Table(title=f"study {study_name}: tuned network vs classical baselines on the same test clips")
+    methods = list(baselines.METHODS)
+    for column in ["band", *columns(methods), "test clips"]:
+        out.add_column(column)
+    studies = band_studies(storage, study_name)
+    if not studies:
+        raise BandsearchError(f"no study named {study_name!r} in {mask(storage_url)}; `bandsearch studies` lists them")
+    for band_name, summary in studies.items():
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        try:
+            best = study.best_trial
+        except ValueError:
+            best = None
+        metrics = study.user_attrs.get(ATTR)
+        out.add_row(f"{band_name} Hz",
+                    *cells(best.value if best else None, best.user_attrs.get(NET_ERROR_ATTR) if best else None,
+                           metrics, methods),
+                    str(int(metrics["baseline.test_clips"])) if metrics else "-")
+    return out

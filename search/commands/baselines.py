@@ -1,0 +1,22 @@
+"""`bandsearch baselines STUDY`: per band, the tuned network beside MUSIC and SRP-PHAT."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from search.baselines import table
+from search.commands import add_location_options, settings_from
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("baselines", help="tuned network vs MUSIC and SRP-PHAT per band")
+    parser.add_argument("study", help="study name given to `launch`")
+    add_location_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    Console().print(table(settings_from(args).storage_url, args.study))
+    return 0

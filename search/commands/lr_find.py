@@ -1,0 +1,48 @@
+"""`bandsearch lr-find SPACE.yaml --study NAME`: an LR range test per band and optimizer, on Ray."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from search import cluster
+from search.commands import add_location_options, settings_from
+from search.config import load_config
+from search.lr_finder import LrFinder
+from search.lr_tables import finder_table
+from search.orchestrator import Launch, publish_tables
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("lr-find", help="LR range test per band and optimizer (parallel on Ray)")
+    parser.add_argument("space", help="study YAML; its lr_finder section sets the test")
+    parser.add_argument("--study", help="study name (default: the YAML file's stem)")
+    parser.add_argument("--rerun", action="store_true", help="run again even where a stored result exists")
+    parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    add_location_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.space)
+    settings = settings_from(args)
+    study = args.study or config.source.stem
+    launch = Launch(config, study, settings)
+    launch.prepare()  # the band studies hold what the tables need to find these results
+    console = Console()
+    finder = LrFinder(config, study, settings)
+    tasks = finder.tasks()
+    with console.status(f"{len(tasks)} range tests ({config.lr_finder.steps} steps each) on Ray"):
+        cluster.connect(args.address, num_cpus=args.num_cpus)
+        data = cluster.datasets(config.task, [plan.band for plan in config.bands], settings.cache_dir)
+        results = finder.run(tasks, data, rerun=args.rerun)
+    for task, result in results.items():
+        if result["suggestion"] is None:
+            console.print(f"[yellow]band {task.band} Hz {task.optimizer}: no suggestion "
+                          f"({result['stop_reason']} at lr {result['diverged_lr']}); lower lr_finder.min_lr")
+    console.print(finder_table(settings.storage_url, study).rich())
+    publish_tables(settings, study)
+    console.print(f"curves and plots: MLflow experiment [bold]{study}[/], run 'lr finder' at {settings.tracking_uri}")
+    return 0

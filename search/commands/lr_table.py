@@ -1,0 +1,36 @@
+"""`bandsearch lr-table STUDY`: the per-frequency learning-rate tables, printed and logged."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from search.commands import add_location_options, settings_from
+from search.lr_tables import finder_table, log_tables, study_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("lr-table", help="per-frequency learning-rate tables (finder and study)")
+    parser.add_argument("study", help="study name")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown instead of terminal tables")
+    add_location_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    tables = [finder_table(settings.storage_url, args.study), study_table(settings.storage_url, args.study)]
+    console = Console()
+    for table in tables:
+        if not table.cells:
+            console.print(f"[dim]{table.title}: nothing yet")
+        elif args.markdown:
+            print(table.markdown())
+        else:
+            console.print(table.rich())
+    filled = [table for table in tables if table.cells]
+    if filled:
+        log_tables(settings.tracking_uri, settings.artifact_root, args.study, filled)
+        console.print(f"logged as CSV, Markdown and PNG to MLflow experiment [bold]{args.study}[/], run 'lr tables'")
+    return 0

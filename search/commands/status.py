@@ -1,0 +1,72 @@
+"""`bandsearch status STUDY`: where each band of a study stands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+import optuna
+from rich.console import Console
+from rich.table import Table
+
+from search.commands import add_location_options, settings_from
+from search.errors import BandsearchError
+from search.orchestrator import BUDGET_ATTR, PARENT_RUN_ATTR
+from search.storage import band_studies, open_storage
+
+
+def band_status(study: optuna.Study) -> dict:
+    trials = study.get_trials(deepcopy=False)
+    states = Counter(t.state.name.lower() for t in trials)
+    retried = sum(1 for t in trials if t.user_attrs.get("retried"))
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    try:
+        best = study.best_trial
+    except ValueError:
+        best = None
+    config = best.user_attrs.get("train_config", {}) if best else {}
+    return {
+        "budget": study.user_attrs.get(BUDGET_ATTR),
+        "finished": states["complete"] + states["pruned"] + states["fail"] - retried,
+        "complete": states["complete"], "pruned": states["pruned"], "failed": states["fail"] - retried,
+        "retried": retried, "running": states["running"], "waiting": states["waiting"],
+        "best": best.value if best else None, "best_trial": best.number if best else None,
+        "best_config": f"{config['optimizer']} lr={config['lr']:.2e} bs={config['batch_size']}" if config else None,
+        "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
+        "mlflow_parent_run": study.user_attrs.get(PARENT_RUN_ATTR),
+    }
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("status", help="per band: budget, trial states, best so far")
+    parser.add_argument("study", help="study name")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout")
+    add_location_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    storage = open_storage(settings_from(args).storage_url)
+    summaries = band_studies(storage, args.study)
+    if not summaries:
+        raise BandsearchError(f"no study named {args.study!r}; `bandsearch studies` lists what is there")
+    rows = [{"band": band, **band_status(optuna.load_study(study_name=s.study_name, storage=storage))}
+            for band, s in summaries.items()]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    table = Table(title=f"study {args.study}")
+    for column in ("band", "finished/budget", "complete", "pruned", "failed", "retried", "running",
+                   "best", "best config", "elapsed"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            f"{r['band']} Hz", f"{r['finished']}/{r['budget'] or '?'}", str(r["complete"]), str(r["pruned"]),
+            str(r["failed"]), str(r["retried"]), str(r["running"]),
+            f"{r['best']:.4f}" if r["best"] is not None else "-", r["best_config"] or "-",
+            f"{r['elapsed_s']:.0f}s" if r["elapsed_s"] is not None else "-",
+        )
+    Console().print(table)
+    return 0

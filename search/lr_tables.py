@@ -1,0 +1,146 @@
+"""Per-frequency learning-rate tables: rows are bands, columns are optimizers.
+
+(a) the LR finder's suggestions; (b) the best learning rate the study found per band and
+optimizer, with its validation accuracy and trial count. Rendered for the terminal (rich),
+as Markdown, CSV and a PNG heatmap, and logged to the study's `lr tables` MLflow run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from rich.table import Table
+
+from objectives.optimizers import OPTIMIZERS
+from search import figures
+from search.errors import BandsearchError
+from search.lr_finder import data_key, stored_results
+from search.storage import band_studies, open_storage, study_attrs
+from search.tracking import Tracker
+
+
+@dataclass
+class Cell:
+    lr: float | None
+    accuracy: float | None = None
+    trials: int = 0
+
+
+@dataclass
+class LrTable:
+    name: str  # file stem: lr_finder or study_best
+    title: str
+    bands: list[str]
+    optimizers: list[str]
+    cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+
+    def _text(self, band: str, optimizer: str) -> str:
+        cell = self.cells.get((band, optimizer))
+        if cell is None or cell.lr is None:
+            return "-"
+        if cell.accuracy is None:
+            return f"{cell.lr:.2e}"
+        return f"{cell.lr:.2e} (acc {cell.accuracy:.3f}, n={cell.trials})"
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| band | " + " | ".join(self.optimizers) + " |",
+                 "| --- |" + " --- |" * len(self.optimizers)]
+        for band in self.bands:
+            lines.append(f"| {band} Hz | " + " | ".join(self._text(band, o) for o in self.optimizers) + " |")
+        return "\n".join(lines) + "\n"
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["band", "optimizer", "lr", "val_accuracy", "trials"])
+        for (band, optimizer), cell in sorted(self.cells.items()):
+            writer.writerow([band, optimizer, cell.lr, cell.accuracy, cell.trials])
+        return out.getvalue()
+
+    def rich(self) -> Table:
+        table = Table(title=self.title)
+        table.add_column("band")
+        for optimizer in self.optimizers:
+            table.add_column(optimizer)
+        for band in self.bands:
+            table.add_row(f"{band} Hz", *(self._text(band, o) for o in self.optimizers))
+        return table
+
+    def png(self, path: Path) -> Path:
+        values = {key: cell.lr for key, cell in self.cells.items()}
+        notes = {key: f"acc {c.accuracy:.3f}" for key, c in self.cells.items() if c.accuracy is not None}
+        return figures.lr_heatmap(self.bands, self.optimizers, values, self.title, path, notes)
+
+
+def _band_studies(storage_url: str, study_name: str) -> dict[str, optuna.Study]:
+    storage = open_storage(storage_url)
+    summaries = band_studies(storage, study_name)
+    if not summaries:
+        raise BandsearchError(f"no study named {study_name!r}; `bandsearch studies` lists what is there")
+    return {band: optuna.load_study(study_name=s.study_name, storage=storage) for band, s in summaries.items()}
+
+
+def study_table(storage_url: str, study_name: str) -> LrTable:
+    """(b): per band and optimizer, the best completed trial's learning rate and accuracy."""
+    studies = _band_studies(storage_url, study_name)
+    table = LrTable("study_best", f"study {study_name}: best learning rate per band and optimizer",
+                    list(studies), [])
+    optimizers: dict[str, None] = {}
+    for band, study in studies.items():
+        best: dict[str, optuna.trial.FrozenTrial] = {}
+        counts: dict[str, int] = defaultdict(int)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            optimizer = trial.user_attrs["train_config"]["optimizer"]
+            optimizers[optimizer] = None
+            counts[optimizer] += 1
+            if trial.state == TrialState.COMPLETE and (optimizer not in best or trial.value > best[optimizer].value):
+                best[optimizer] = trial
+        for optimizer, trial in best.items():
+            table.cells[(band, optimizer)] = Cell(trial.user_attrs["train_config"]["lr"], trial.value, counts[optimizer])
+    table.optimizers = _table_order(optimizers)
+    return table
+
+
+def _table_order(names: dict[str, None]) -> list[str]:
+    return [name for name in OPTIMIZERS if name in names]
+
+
+def finder_table(storage_url: str, study_name: str) -> LrTable:
+    """(a): the range test's suggestion per band and optimizer, for this study's data and model."""
+    studies = _band_studies(storage_url, study_name)
+    results = stored_results(storage_url)
+    table = LrTable("lr_finder", f"study {study_name}: LR finder suggestions", list(studies), [])
+    optimizers: dict[str, None] = {}
+    for band, study in studies.items():
+        attrs = study_attrs(study)
+        key = data_key(attrs["task"], attrs["band"], attrs["training"]["model"])
+        for result in sorted((r for r in results if r["data_key"] == key), key=lambda r: r["created"]):
+            optimizers[result["optimizer"]] = None
+            table.cells[(band, result["optimizer"])] = Cell(result["suggestion"])  # newest wins
+    table.optimizers = _table_order(optimizers)
+    return table
+
+
+def log_tables(tracking_uri: str, artifact_root: Path | None, study_name: str, tables: list[LrTable]) -> str:
+    """Log every table as CSV, Markdown and PNG to the study's `lr tables` run; its id."""
+    tracker = Tracker(tracking_uri)
+    experiment = tracker.experiment(study_name, artifact_root)
+    run_id = tracker.find_run(experiment, {"bandsearch.role": "lr-tables"}) or tracker.start_run(
+        experiment, "lr tables", tags={"bandsearch.role": "lr-tables", "bandsearch.study": study_name})
+    tracker.reopen(run_id)
+    with tempfile.TemporaryDirectory() as folder:
+        for table in tables:
+            base = Path(folder) / table.name
+            base.with_suffix(".csv").write_text(table.csv())
+            base.with_suffix(".md").write_text(table.markdown())
+            for path in (base.with_suffix(".csv"), base.with_suffix(".md"), table.png(base.with_suffix(".png"))):
+                tracker.log_file(run_id, path, "lr_tables")
+    tracker.finish(run_id, "FINISHED")
+    return run_id
