@@ -20,6 +20,8 @@ from search.errors import BandsearchError
 from search.worker import TrialJob, TrialOutcome, run_trial
 
 log = logging.getLogger(__name__)
+# How long `submit` retries while a freshly started head's job agent comes up.
+_AGENT_WAIT_SECONDS = 60.0
 
 
 def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> None:
@@ -118,7 +120,9 @@ def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None) -> dic
 
 
 def submit(job: TrialJob, data: ray.ObjectRef, cpus: float, gpus: float) -> ray.ObjectRef:
-    return _trial_task.options(num_cpus=cpus, num_gpus=gpus).remote(job, data)
+    # SPREAD: trials are CPU-bound and independent; packing them by data locality would leave
+    # nodes idle while others queue.
+    return _trial_task.options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD").remote(job, data)
 
 
 def wait_one(pending: list[ray.ObjectRef], timeout: float | None = None) -> ray.ObjectRef | None:
@@ -144,25 +148,33 @@ def cancel(refs: list[Any]) -> None:
 def submit_job(address: str | None, entrypoint: str, working_dir: Path, env: dict[str, str]) -> tuple[str, str]:
     """Submit `entrypoint` as a Ray Job (its driver runs on the cluster) with `working_dir`
     uploaded; (the job's id, the dashboard address it went to)."""
-    try:
-        client = JobSubmissionClient(address)
-        job_id = client.submit_job(entrypoint=entrypoint,
-                                   runtime_env={"working_dir": str(working_dir), "env_vars": env})
-    except (ConnectionError, RuntimeError, ValueError) as err:
-        raise BandsearchError(
-            f"cannot submit a Ray Job to {address or '$RAY_ADDRESS'}: {err}. Give the dashboard address "
-            "(--address http://HEAD:8265) of a cluster started with the dashboard (`ray start --head`)."
-        ) from None
+    deadline = time.monotonic() + _AGENT_WAIT_SECONDS
+    while True:
+        try:
+            client = JobSubmissionClient(address)
+            job_id = client.submit_job(entrypoint=entrypoint,
+                                       runtime_env={"working_dir": str(working_dir), "env_vars": env})
+            break
+        except RuntimeError as err:  # a head that just started: "No available agent ... try again later"
+            if "try again" not in str(err) or time.monotonic() > deadline:
+                raise BandsearchError(_job_error(address, err)) from None
+            time.sleep(2)
+        except (ConnectionError, ValueError) as err:
+            raise BandsearchError(_job_error(address, err)) from None
     return job_id, client.get_address()
 
 
-def wait_job(address: str, job_id: str, timeout: float | None = None, poll: float = 2.0) -> tuple[str, str]:
-    """Wait for a Ray Job to end; (its final status, its logs). Raises TimeoutError after `timeout`."""
+def _job_error(address: str | None, err: Exception) -> str:
+    return (
+        f"cannot submit a Ray Job to {address or '$RAY_ADDRESS'}: {err}. Give the dashboard address "
+        "(--address http://HEAD:8265) of a cluster started with the dashboard (`ray start --head`)."
+    )
+
+
+def wait_job(address: str, job_id: str, poll: float = 2.0) -> tuple[str, str]:
+    """Wait for a Ray Job to end; (its final status, its logs)."""
     client = JobSubmissionClient(address)
-    deadline = None if timeout is None else time.monotonic() + timeout
     while (status := client.get_job_status(job_id)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
                                                               JobStatus.STOPPED):
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError(f"Ray Job {job_id} still {status} after {timeout:.0f} s")
         time.sleep(poll)
     return JobStatus(status).value, client.get_job_logs(job_id)
