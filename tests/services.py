@@ -114,17 +114,24 @@ class RayNodes:
 
     def start(self, timeout: float = 120) -> None:
         ray = str(BIN / "ray")
-        common = ["--num-cpus", "1", "--block", "--disable-usage-stats"]
         log = self.folder / "ray-head.log"
         head = _start([ray, "start", "--head", "--port", str(self.port), "--temp-dir", self.temp_dir,
-                       "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                       "--dashboard-port", str(self.dashboard_port), *common], log)
+                       "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--ray-client-server-port",
+                       str(free_port()), "--dashboard-port", str(self.dashboard_port), *self._node_flags()], log)
         self.processes.append(head)
         _wait(lambda: _http_ok(f"{self.dashboard}/api/version"), "ray head", head, log, timeout)
         log = self.folder / "ray-worker.log"
-        worker = _start([ray, "start", "--address", self.address, *common], log)
+        worker = _start([ray, "start", "--address", self.address, *self._node_flags()], log)
         self.processes.append(worker)
         _wait(lambda: self.alive_nodes() == 2, "second ray node", worker, log, timeout)
+
+    @staticmethod
+    def _node_flags() -> list[str]:
+        """One CPU, and free ports for each node's agents: two nodes on one machine (or another
+        Ray on it) would otherwise collide on Ray's fixed defaults (52365, ...)."""
+        ports = [(flag, str(free_port())) for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                                                       "--metrics-export-port", "--runtime-env-agent-port")]
+        return ["--num-cpus", "1", "--block", "--disable-usage-stats", *(x for pair in ports for x in pair)]
 
     def alive_nodes(self) -> int:
         from ray.util.state import list_nodes
