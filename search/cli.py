@@ -9,10 +9,11 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
-from search.commands import baselines, data, export, launch, lr_find, lr_table, report, status, studies, train, ui
+from search.commands import (baselines, data, export, launch, lr_find, lr_table, report, status, studies, submit,
+                             train, ui)
 from search.errors import BandsearchError
 
-COMMANDS = (launch, status, studies, lr_find, lr_table, report, export, train, baselines, data, ui)
+COMMANDS = (launch, submit, status, studies, lr_find, lr_table, report, export, train, baselines, data, ui)
 
 
 def _configure_logging(verbose: bool) -> None:

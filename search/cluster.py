@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayError, RayTaskError
+from ray.job_submission import JobStatus, JobSubmissionClient
+from ray.exceptions import GetTimeoutError, RayError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from objectives.config import Band, TaskConfig
 from objectives.dataset import BandDataset, load_or_generate
@@ -16,6 +20,8 @@ from search.errors import BandsearchError
 from search.worker import TrialJob, TrialOutcome, run_trial
 
 log = logging.getLogger(__name__)
+# How long `submit` retries while a freshly started head's job agent comes up.
+_AGENT_WAIT_SECONDS = 60.0
 
 
 def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> None:
@@ -38,6 +44,40 @@ def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = 
 def disconnect() -> None:
     if ray.is_initialized():
         ray.shutdown()
+
+
+def node_ip() -> str:
+    """This process's address as the cluster's other nodes see it."""
+    return ray.util.get_node_ip_address()
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [node for node in ray.nodes() if node["Alive"]]
+
+
+def node_count() -> int:
+    return len(_alive_nodes())
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def on_every_node(fn: Callable[..., Any], *args: Any, timeout: float = 120.0) -> dict[str, Any]:
+    """`fn(*args)` run once on each alive node, by node label (`IP node-id-prefix`)."""
+    nodes = _alive_nodes()
+    refs = [
+        _call.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(fn, *args)
+        for node in nodes
+    ]
+    try:
+        results = ray.get(refs, timeout=timeout)
+    except GetTimeoutError:
+        cancel(refs)
+        raise BandsearchError(f"the cluster's nodes did not answer a {timeout:.0f} s check; are they all up "
+                              "(`ray status`)?") from None
+    return {f"{node['NodeManagerAddress']} {node['NodeID'][:8]}": result for node, result in zip(nodes, results)}
 
 
 def gpus_per_trial(requested: float | None, workers: int) -> float:
@@ -80,7 +120,9 @@ def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None) -> dic
 
 
 def submit(job: TrialJob, data: ray.ObjectRef, cpus: float, gpus: float) -> ray.ObjectRef:
-    return _trial_task.options(num_cpus=cpus, num_gpus=gpus).remote(job, data)
+    # SPREAD: trials are CPU-bound and independent; packing them by data locality would leave
+    # nodes idle while others queue.
+    return _trial_task.options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD").remote(job, data)
 
 
 def wait_one(pending: list[ray.ObjectRef], timeout: float | None = None) -> ray.ObjectRef | None:
@@ -101,3 +143,38 @@ def result(ref: ray.ObjectRef) -> tuple[Any, str | None, bool]:
 def cancel(refs: list[Any]) -> None:
     for ref in refs:
         ray.cancel(ref, force=True)
+
+
+def submit_job(address: str | None, entrypoint: str, working_dir: Path, env: dict[str, str]) -> tuple[str, str]:
+    """Submit `entrypoint` as a Ray Job (its driver runs on the cluster) with `working_dir`
+    uploaded; (the job's id, the dashboard address it went to)."""
+    deadline = time.monotonic() + _AGENT_WAIT_SECONDS
+    while True:
+        try:
+            client = JobSubmissionClient(address)
+            job_id = client.submit_job(entrypoint=entrypoint,
+                                       runtime_env={"working_dir": str(working_dir), "env_vars": env})
+            break
+        except RuntimeError as err:  # a head that just started: "No available agent ... try again later"
+            if "try again" not in str(err) or time.monotonic() > deadline:
+                raise BandsearchError(_job_error(address, err)) from None
+            time.sleep(2)
+        except (ConnectionError, ValueError) as err:
+            raise BandsearchError(_job_error(address, err)) from None
+    return job_id, client.get_address()
+
+
+def _job_error(address: str | None, err: Exception) -> str:
+    return (
+        f"cannot submit a Ray Job to {address or '$RAY_ADDRESS'}: {err}. Give the dashboard address "
+        "(--address http://HEAD:8265) of a cluster started with the dashboard (`ray start --head`)."
+    )
+
+
+def wait_job(address: str, job_id: str, poll: float = 2.0) -> tuple[str, str]:
+    """Wait for a Ray Job to end; (its final status, its logs)."""
+    client = JobSubmissionClient(address)
+    while (status := client.get_job_status(job_id)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED,
+                                                              JobStatus.STOPPED):
+        time.sleep(poll)
+    return JobStatus(status).value, client.get_job_logs(job_id)

@@ -18,7 +18,7 @@ import yaml
 
 from objectives.config import Band, TaskConfig, TrainConfig, task_from_dict, train_from_dict
 from search.errors import BandsearchError
-from search.storage import band_studies, mask, open_storage, study_attrs
+from search.storage import band_studies, mask, open_storage, run_id_of, study_attrs
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
             "result": {
                 "val_accuracy": best.value,
                 "trial_number": best.number,
-                "mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),
+                "mlflow_run_id": run_id_of(study, best),
             },
         }
     if not bands:

@@ -4,7 +4,10 @@ Optuna's storage is the source of truth; MLflow is the record people browse. Eac
 MLflow run id is a user attribute of the Optuna trial and each run carries the trial's
 study, number and id. The driver owns every run's lifecycle, so a crashed worker never
 leaves a run (or a trial) RUNNING, and a crashed driver's leftovers are failed and
-retried on the next launch.
+retried on the next launch. With `--storage-proxy` the driver also serves the storage to
+the workers (search/proxy.py); on a multi-node cluster it first checks that every node
+reaches the storage and MLflow. MLflow writes go through an Outbox: an outage delays them,
+never a trial.
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ import optuna
 from optuna.trial import TrialState
 
 from objectives.config import InvalidConfig, to_dict
-from search import baselines, cluster
+from search import baselines, cluster, reach
 from search.config import BandPlan, StudyConfig
 from search.errors import BandsearchError
 from search.lr_finder import LrFinder
 from search.lr_tables import finder_table, log_tables, study_table
 from search.settings import Settings
-from search.storage import ATTR, band_study_name, mask, open_storage, study_attrs
+from search.proxy import StorageProxy
+from search.storage import ATTR, band_study_name, link_run, mask, open_storage, run_id_of, study_attrs
 from search.strategies import build_pruner, build_sampler
-from search.tracking import Tracker
+from search.tracking import Outbox, Tracker
 from search.worker import TrialJob, TrialOutcome
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,11 @@ _STATES = {
     "failed": (TrialState.FAIL, "FAILED"),
     "lost": (TrialState.FAIL, "FAILED"),
 }
+# The MLflow status of a run left open by a dead driver, from its trial's state in Optuna.
+_RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}
+# How long a finishing launch keeps retrying MLflow writes held back by an outage.
+_DRAIN_SECONDS = 120.0
+_UNSENT = "mlflow_unsent_writes"  # band study attribute: driver writes MLflow never got
 
 
 class Progress(Protocol):
@@ -124,7 +133,9 @@ class Launch:
         self.study_name = study_name
         self.settings = settings
         self.progress = progress
-        self.tracker = Tracker(settings.tracking_uri)
+        self.tracker = Outbox(Tracker(settings.tracking_uri))
+        self.proxy: StorageProxy | None = None
+        self.worker_storage_url = settings.storage_url  # the proxy's URL when there is one
         self.in_flight: dict[Any, Flight] = {}
         self.bands: list[BandRun] = []
         self.experiment_id = ""
@@ -134,9 +145,9 @@ class Launch:
 
     def prepare(self) -> None:
         """Reach MLflow and the storage, create or resume each band's study. No Ray yet."""
-        self.tracker.check()
+        self.tracker.tracker.check()
         storage = open_storage(self.settings.storage_url)
-        self.experiment_id = self.tracker.experiment(self.study_name, self.settings.artifact_root)
+        self.experiment_id = self.tracker.tracker.experiment(self.study_name, self.settings.artifact_root)
         search = self.config.search
         for index, plan in enumerate(self.config.bands):
             study = optuna.create_study(
@@ -173,6 +184,9 @@ class Launch:
         for band in self.bands:
             if band.parent_run_id:
                 self.tracker.reopen(band.parent_run_id)
+                if band.study.user_attrs.get(_UNSENT):  # an earlier launch ended with MLflow down
+                    self.tracker.log(band.parent_run_id,
+                                     tags={"bandsearch.mlflow_lost_writes": band.study.user_attrs[_UNSENT]})
                 continue
             band.parent_run_id = self.tracker.start_run(
                 self.experiment_id,
@@ -185,23 +199,41 @@ class Launch:
             band.study.set_user_attr(PARENT_RUN_ATTR, band.parent_run_id)
 
     def _recover(self, band: BandRun) -> None:
-        """Count what is done; fail and retry trials a dead driver left RUNNING."""
-        for frozen in band.study.get_trials(deepcopy=False):
+        """Count what is done; fail and retry trials a dead driver left RUNNING, and close the
+        MLflow runs it left open (also those it created but had not yet linked to their trial)."""
+        open_runs = self.tracker.tracker.open_runs(self.experiment_id, band.study.study_name)
+        trials = band.study.get_trials(deepcopy=False)
+        states = {frozen.number: frozen.state for frozen in trials}
+        for frozen in trials:
             if frozen.state == TrialState.RUNNING:
-                self._fail(band, optuna.trial.Trial(band.study, frozen._trial_id), frozen.user_attrs.get("mlflow_run_id"),
+                run_id = frozen.user_attrs.get("mlflow_run_id", "")
+                self._fail(band, optuna.trial.Trial(band.study, frozen._trial_id), run_id or None,
                            "lost", "the driver stopped while this trial ran")
+                open_runs.pop(run_id, None)
             elif frozen.state == TrialState.COMPLETE:
                 band.counts["complete"] += 1
             elif frozen.state == TrialState.PRUNED:
                 band.counts["diverged" if frozen.user_attrs.get("stop_reason") == "diverged" else "pruned"] += 1
             elif frozen.state == TrialState.FAIL:
                 band.counts["lost" if frozen.user_attrs.get("retried") else "failed"] += 1
+        for run_id, number in open_runs.items():
+            status = _RUN_STATUS.get(states.get(number), "FAILED")
+            self.tracker.log(run_id, tags={"bandsearch.closed_by": "recovery: the driver stopped before closing it"})
+            self.tracker.finish(run_id, status)
 
     # -- the loop ------------------------------------------------------------------
 
     def connect(self, address: str | None = None, num_cpus: int | None = None) -> None:
-        """Join Ray and start building each band's dataset (once, shared by its trials)."""
+        """Join Ray, serve the storage if asked, check every node reaches the storage and
+        MLflow, and start building each band's dataset (once, shared by its trials)."""
         cluster.connect(address, num_cpus=num_cpus)
+        if self.settings.storage_proxy and self.proxy is None:
+            self.proxy = StorageProxy(open_storage(self.settings.storage_url), self.settings.storage_proxy)
+            self.proxy.start()
+            self.worker_storage_url = self.proxy.url(cluster.node_ip())
+        if cluster.node_count() > 1:
+            reach.require(cluster.on_every_node, {"the study storage": self.worker_storage_url,
+                                                  "MLflow": self.settings.tracking_uri})
         missing = [band for band in self.bands if band.data is None]
         refs = cluster.datasets(self.config.task, [b.plan.band for b in missing], self.settings.cache_dir)
         for band in missing:
@@ -249,6 +281,7 @@ class Launch:
                     self._finish(flight, outcome, error, lost)
                     self._fill()
                     self._record(flight, outcome)
+                self.tracker.flush()
                 for band in self.bands:
                     self._show(band)
             interrupted = False
@@ -256,6 +289,9 @@ class Launch:
             if interrupted:
                 self._abandon()
             self._close(interrupted)
+            if self.proxy is not None:
+                self.proxy.stop()
+                self.proxy = None
         return self.bands
 
     def _fill(self) -> bool:
@@ -291,17 +327,17 @@ class Launch:
             },
             params=flat_params(config_dict),
             parent_id=band.parent_run_id,
+            linked=lambda run_id: link_run(band.study, trial, run_id),
         )
-        trial.set_user_attr("mlflow_run_id", run_id)
         trial.set_user_attr("train_config", config_dict)
         job = TrialJob(
-            storage_url=self.settings.storage_url,
+            storage_url=self.worker_storage_url,
             study_name=band.study.study_name,
             trial_id=trial._trial_id,
             trial_number=trial.number,
             pruner=self.config.search.pruner,
             tracking_uri=self.settings.tracking_uri,
-            run_id=run_id,
+            run_id="" if run_id.startswith(Outbox.PLACEHOLDER) else run_id,  # MLflow down: the driver logs
             train_config=config_dict,
             threads=max(1, int(self.config.search.cpus_per_trial)),
         )
@@ -335,8 +371,8 @@ class Launch:
                    "epochs_run": outcome.epochs, **outcome.metrics}
         if outcome.value is not None:
             metrics["objective"] = outcome.value
-        if outcome.unlogged_epochs:
-            metrics["unlogged_epochs"] = outcome.unlogged_epochs
+        if outcome.unsent:  # the worker could not reach MLflow: the driver logs (or queues) them
+            self.tracker.log_epochs(flight.run_id, outcome.unsent)
         tags = {"bandsearch.state": outcome.state, "bandsearch.node": outcome.node}
         if outcome.state == "diverged":
             tags["bandsearch.stop_reason"] = outcome.error
@@ -388,12 +424,19 @@ class Launch:
                 self.tracker.log(band.parent_run_id, tags={
                     "best.trial_number": best.number,
                     "best.val_accuracy": f"{best.value:.4f}",
-                    "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id", ""),
+                    "best.mlflow_run_id": run_id_of(band.study, best),
                     **{f"best.{key}": value for key, value in config.items()},
                 })
             done = band.remaining <= 0 and not interrupted
             self.tracker.finish(band.parent_run_id, "FINISHED" if done else "KILLED")
             self._show(band)
+        unsent = self.tracker.drain(_DRAIN_SECONDS)
+        if unsent:
+            log.error("MLflow at %s stayed unreachable: %d writes lost (recorded on the band runs when "
+                      "MLflow is back, as the tag bandsearch.mlflow_lost_writes)", mask(self.settings.tracking_uri),
+                      unsent)
+            for band in self.bands:
+                band.study.set_user_attr(_UNSENT, band.study.user_attrs.get(_UNSENT, 0) + unsent)
 
     def _show(self, band: BandRun) -> None:
         if self.progress is not None:
@@ -427,7 +470,7 @@ def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
             "failed": band.counts["failed"],
             "best": best.value if best else None,
             "config": best.user_attrs.get("train_config") if best else None,
-            "best_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
+            "best_run_id": run_id_of(band.study, best) if best else None,
             "angle_error_deg": best.user_attrs.get(baselines.NET_ERROR_ATTR) if best else None,
             "baselines": band.study.user_attrs.get(baselines.ATTR),
             "parent_run_id": band.parent_run_id,

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.storage import default_storage_url
+from search.storage import check_proxy_backend, default_proxy_backend, default_storage_url
 from search.tracking import default_tracking_uri
 
 DEFAULT_RUN_DIR = "bandsearch-runs"
@@ -18,8 +18,9 @@ DEFAULT_RUN_DIR = "bandsearch-runs"
 @dataclass(frozen=True)
 class Settings:
     run_dir: Path
-    storage_url: str
+    storage_url: str  # what the driver opens; behind the proxy when storage_proxy is set
     tracking_uri: str
+    storage_proxy: str | None = None  # [HOST:]PORT the driver serves the storage on, for workers
 
     @property
     def cache_dir(self) -> Path:
@@ -32,11 +33,19 @@ class Settings:
 
     @classmethod
     def resolve(
-        cls, run_dir: str | None = None, storage: str | None = None, tracking_uri: str | None = None
+        cls, run_dir: str | None = None, storage: str | None = None, tracking_uri: str | None = None,
+        storage_proxy: str | None = None,
     ) -> Settings:
         folder = Path(run_dir or os.environ.get("BANDSEARCH_RUN_DIR") or DEFAULT_RUN_DIR).resolve()
-        return cls(
+        proxy = storage_proxy or os.environ.get("BANDSEARCH_STORAGE_PROXY") or None
+        # Behind the proxy the default storage is SQLite (Optuna's proxy does not serve a journal).
+        default = default_proxy_backend(folder) if proxy else default_storage_url(folder)
+        settings = cls(
             run_dir=folder,
-            storage_url=storage or os.environ.get("BANDSEARCH_STORAGE") or default_storage_url(folder),
+            storage_url=storage or os.environ.get("BANDSEARCH_STORAGE") or default,
             tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(folder),
+            storage_proxy=proxy,
         )
+        if proxy:
+            check_proxy_backend(settings.storage_url)
+        return settings

@@ -2,28 +2,43 @@
 
 Everything goes through MlflowClient with explicit run ids: Ray reuses worker processes,
 and MLflow's fluent API keeps process-wide state. Metrics and params are sent in
-batches within MLflow's limits; long values are truncated.
+batches within MLflow's limits; long values are truncated. The driver writes through an
+`Outbox`, so a tracking server that goes away stalls no trial: its writes wait, in order.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import requests
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from search.errors import BandsearchError
+from search.storage import mask
+
+log = logging.getLogger(__name__)
 
 # MLflow's limits per log_batch call and per value.
 _MAX_PARAMS, _MAX_METRICS = 100, 1000
 _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 8000
 PARENT_TAG = "mlflow.parentRunId"
+# MLflow retries a refused connection 7 times with doubling back-off (minutes per call);
+# bandsearch keeps unsent data itself, so a failed call should fail within seconds.
+# Set these variables yourself to override.
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
 
 def default_tracking_uri(run_dir: Path) -> str:
@@ -39,6 +54,8 @@ class Tracker:
     """A thin, batched view of one MLflow tracking store."""
 
     def __init__(self, uri: str):
+        for key, value in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
 
@@ -48,7 +65,7 @@ class Tracker:
             self.client.search_experiments(max_results=1)
         except Exception as err:
             raise BandsearchError(
-                f"cannot reach MLflow at {self.uri}: {type(err).__name__}: {_truncate(err, 300)}. "
+                f"cannot reach MLflow at {mask(self.uri)}: {type(err).__name__}: {_truncate(mask(str(err)), 300)}. "
                 "Start the tracking server or fix --tracking-uri."
             ) from None
 
@@ -116,6 +133,15 @@ class Tracker:
         """End a run as FINISHED, KILLED (pruned or interrupted) or FAILED."""
         self.client.set_terminated(run_id, status=status)
 
+    def open_runs(self, experiment_id: str, study_name: str) -> dict[str, int]:
+        """Trial runs of one band study still RUNNING in MLflow: run id -> Optuna trial number."""
+        runs = self.client.search_runs(
+            [experiment_id], max_results=10000,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`optuna.study_name` = '{study_name}' "
+                          "and tags.`bandsearch.role` = 'trial'",
+        )
+        return {run.info.run_id: int(run.data.tags["optuna.trial_number"]) for run in runs}
+
     def status(self, run_id: str) -> str:
         return self.client.get_run(run_id).info.status
 
@@ -132,3 +158,93 @@ def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> su
 def tracker_for(uri: str) -> Tracker:
     """One Tracker per process and URI (Ray worker processes run many trials)."""
     return Tracker(uri)
+
+
+def unreachable(err: Exception) -> bool:
+    """Whether `err` means the tracking server could not be reached (worth retrying later)."""
+    if isinstance(err, (requests.exceptions.RequestException, ConnectionError)):
+        return True
+    return isinstance(err, MlflowException) and str(err).startswith("API request to")
+
+
+class Outbox:
+    """The driver's MLflow writes, kept in order while the server is unreachable and replayed
+    when it answers again, at most one attempt per `retry_seconds` (so trials never wait).
+
+    A run created during an outage gets a placeholder id (`pending:N`) that later writes may
+    use; the replay maps it to the real run id and tells `linked`. A write MLflow rejects for another reason
+    is logged and dropped, so it cannot block the queue.
+    """
+
+    PLACEHOLDER = "pending:"
+
+    def __init__(self, tracker: Tracker, retry_seconds: float = 10.0):
+        self.tracker = tracker
+        self.retry_seconds = retry_seconds
+        self.queue: deque[tuple[str, tuple, dict, str | None, Callable[[str], None] | None]] = deque()
+        self.ids: dict[str, str] = {}
+        self.retry_at = 0.0
+        self._numbers = itertools.count()
+
+    def start_run(self, *args: Any, linked: Callable[[str], None] | None = None, **kwargs: Any) -> str:
+        """The new run's id, or a placeholder while MLflow is unreachable; `linked(run_id)` is
+        called once the run exists (now, or when a later replay creates it)."""
+        placeholder = f"{self.PLACEHOLDER}{next(self._numbers)}"
+        self._send("start_run", args, kwargs, placeholder, linked)
+        return self.ids.get(placeholder, placeholder)
+
+    def log(self, *args: Any, **kwargs: Any) -> None:
+        self._send("log", args, kwargs)
+
+    def log_epochs(self, *args: Any, **kwargs: Any) -> None:
+        self._send("log_epochs", args, kwargs)
+
+    def log_text(self, *args: Any, **kwargs: Any) -> None:
+        self._send("log_text", args, kwargs)
+
+    def finish(self, *args: Any, **kwargs: Any) -> None:
+        self._send("finish", args, kwargs)
+
+    def reopen(self, *args: Any, **kwargs: Any) -> None:
+        self._send("reopen", args, kwargs)
+
+    def resolve(self, run_id: str) -> str:
+        """The real id of `run_id` once created; the placeholder itself until then."""
+        return self.ids.get(run_id, run_id)
+
+    def _send(self, method: str, args: tuple, kwargs: dict, placeholder: str | None = None,
+              linked: Callable[[str], None] | None = None) -> None:
+        self.queue.append((method, args, kwargs, placeholder, linked))
+        self.flush()
+
+    def flush(self, force: bool = False) -> bool:
+        """Replay queued writes in order; True when nothing is left."""
+        if self.queue and not force and time.monotonic() < self.retry_at:
+            return False
+        while self.queue:
+            method, args, kwargs, placeholder, linked = self.queue[0]
+            args = tuple(self.resolve(a) if isinstance(a, str) else a for a in args)
+            kwargs = {k: self.resolve(v) if isinstance(v, str) else v for k, v in kwargs.items()}
+            try:
+                result = getattr(self.tracker, method)(*args, **kwargs)
+            except Exception as err:
+                if unreachable(err):
+                    self.retry_at = time.monotonic() + self.retry_seconds
+                    log.warning("MLflow unreachable; %d writes kept for later: %s", len(self.queue),
+                                _truncate(mask(str(err)), 300))
+                    return False
+                log.error("MLflow rejected %s: %s", method, _truncate(mask(str(err)), 500))
+            else:
+                if placeholder:
+                    self.ids[placeholder] = result
+                if linked:
+                    linked(result)
+            self.queue.popleft()
+        return True
+
+    def drain(self, seconds: float) -> int:
+        """At the end of a launch: retry for up to `seconds`; the number of writes still unsent."""
+        deadline = time.monotonic() + seconds
+        while not self.flush(force=True) and time.monotonic() < deadline:
+            time.sleep(min(self.retry_seconds, max(0.0, deadline - time.monotonic())))
+        return len(self.queue)

@@ -49,7 +49,7 @@ class TrialOutcome:
     train_seconds: float = 0.0
     trial_seconds: float = 0.0
     error: str | None = None
-    unlogged_epochs: int = 0  # epochs whose metrics MLflow never accepted
+    unsent: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # epochs for the driver to log
     node: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -70,14 +70,18 @@ class TrialReporter:
 
     MLflow gets the buffered epochs in one batch at most every `flush_seconds` and at the
     end: one call per epoch would cost more than a short epoch. If MLflow is unreachable
-    the epochs stay buffered and the next flush retries.
+    the epochs stay buffered, the next attempt waits `retry_seconds`, and what is still
+    unsent at the end goes back to the driver. Without a run id (the driver created the
+    run during an outage) nothing is sent from here.
     """
 
-    def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float = 2.0):
+    def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float = 2.0,
+                 retry_seconds: float = 10.0):
         self.trial = trial
         self.run_id = run_id
         self.tracker = tracker_for(tracking_uri)
         self.flush_seconds = flush_seconds
+        self.retry_seconds = retry_seconds
         self.flushed_at = time.monotonic()
         self.pending: list[tuple[int, dict[str, float]]] = []
         self.last: dict[str, float] = {}
@@ -98,12 +102,13 @@ class TrialReporter:
 
     def flush(self) -> None:
         """Send buffered epochs in one batch; keep them if MLflow is down, for a later retry."""
-        if not self.pending:
+        if not self.pending or not self.run_id or time.monotonic() < self.flushed_at:
             return
         self.flushed_at = time.monotonic()
         try:
             self.tracker.log_epochs(self.run_id, self.pending)
         except Exception as err:
+            self.flushed_at += self.retry_seconds
             log.warning("MLflow unreachable, keeping %d epochs for later: %s", len(self.pending), err)
             return
         self.pending.clear()
@@ -132,6 +137,6 @@ def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
     outcome.train_seconds = time.perf_counter() - training_started - reporter.seconds
     outcome.epochs = reporter.epoch
     reporter.flush()
-    outcome.unlogged_epochs = len(reporter.pending)
+    outcome.unsent = reporter.pending
     outcome.trial_seconds = time.perf_counter() - started
     return outcome

@@ -17,5 +17,12 @@ def add_location_options(parser: argparse.ArgumentParser) -> None:
                        "sqlite:///RUN_DIR/mlflow.db)")
 
 
+def add_proxy_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage-proxy", metavar="[HOST:]PORT",
+                        help="serve the storage to the workers through Optuna's gRPC proxy, from the driver "
+                        "(default host 127.0.0.1; give the head node's address or 0.0.0.0 on a multi-machine "
+                        "cluster; default storage behind it: sqlite:///RUN_DIR/optuna.db; $BANDSEARCH_STORAGE_PROXY)")
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.resolve(args.run_dir, args.storage, args.tracking_uri)
+    return Settings.resolve(args.run_dir, args.storage, args.tracking_uri, getattr(args, "storage_proxy", None))

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from search import baselines
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, add_proxy_option, settings_from
 from search.config import load_config
 from search.errors import BandsearchError
 from search.orchestrator import launch, summarize
@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="live bars (default), JSON lines on stdout for scripts, or only the summary")
     parser.add_argument("--quiet", dest="progress", action="store_const", const="quiet", help="same as --progress quiet")
     add_location_options(parser)
+    add_proxy_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     # With JSON lines on stdout, everything for people goes to stderr.
     console = Console(stderr=args.progress == "json")
     console.print(f"study [bold]{study}[/]: {len(config.bands)} bands x {config.search.trials_per_band} trials, "
-                  f"{config.search.workers} in flight; storage {mask(settings.storage_url)}")
+                  f"{config.search.workers} in flight; storage {mask(settings.storage_url)}"
+                  + (f" served on {settings.storage_proxy}" if settings.storage_proxy else ""))
     progress = {"live": lambda: LiveProgress(console), "json": JsonLinesProgress, "quiet": nullcontext}[args.progress]
     with progress() as view:
         bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus)
@@ -72,5 +74,6 @@ def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: 
             row["best_run_id"] or "-",
         )
     console.print(table)
-    console.print(f"MLflow: experiment [bold]{study}[/] at {tracking_uri}\n"
-                  f"  browse: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1")
+    uri = mask(tracking_uri)
+    browse = (f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+    console.print(f"MLflow: experiment [bold]{study}[/] at {uri}\n  browse: {browse}")

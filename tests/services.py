@@ -1,0 +1,144 @@
+"""Real services for the distributed tests: a two-node Ray cluster from `ray start`, an
+`mlflow server` on 127.0.0.1. Each starts in its own process group with a bounded wait and
+is stopped through its own handle (never `ray stop`, which ends every Ray of the user)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env() -> dict[str, str]:
+    """This checkout first on the path of every process we start (Ray nodes, jobs, workers).
+    The test cluster is this machine's alone: Ray's token authentication is off for it (a
+    real cluster keeps it on, see deploy/README.md)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "disabled"}
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env(), start_new_session=True)
+
+
+def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the process group we started, then SIGKILL what is left of it."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+
+
+def _wait(ready, what: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _http_ok(url: str) -> bool:
+    """The server answers (an HTTP error such as 401 from Ray's token auth counts as up)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except urllib.error.HTTPError:
+        return True
+
+
+class MlflowServer:
+    """`mlflow server` on 127.0.0.1 with a sqlite backend in `folder`; stop() and start() again
+    keep the data (same database, same port)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> None:
+        log = self.folder / "mlflow-server.log"
+        self.process = _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+                               "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+                               "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"], log)
+        _wait(lambda: _http_ok(f"{self.uri}/health"), "mlflow server", self.process, log, timeout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+
+class RayNodes:
+    """A head node and one more node from `ray start --block`, one CPU each, on this machine.
+    `--block` keeps each `ray start` in the foreground: stopping it stops its node."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        # Unix socket paths must stay short: a temp dir of our own under /tmp.
+        self.temp_dir = tempfile.mkdtemp(prefix="bsray-")
+        self.port, self.dashboard_port = free_port(), free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.dashboard = f"http://127.0.0.1:{self.dashboard_port}"
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, timeout: float = 120) -> None:
+        ray = str(BIN / "ray")
+        log = self.folder / "ray-head.log"
+        head = _start([ray, "start", "--head", "--port", str(self.port), "--temp-dir", self.temp_dir,
+                       "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--ray-client-server-port",
+                       str(free_port()), "--dashboard-port", str(self.dashboard_port), *self._node_flags()], log)
+        self.processes.append(head)
+        _wait(lambda: _http_ok(f"{self.dashboard}/api/version"), "ray head", head, log, timeout)
+        log = self.folder / "ray-worker.log"
+        worker = _start([ray, "start", "--address", self.address, *self._node_flags()], log)
+        self.processes.append(worker)
+        _wait(lambda: self.alive_nodes() == 2, "second ray node", worker, log, timeout)
+
+    @staticmethod
+    def _node_flags() -> list[str]:
+        """One CPU, and free ports for each node's agents: two nodes on one machine (or another
+        Ray on it) would otherwise collide on Ray's fixed defaults (52365, ...)."""
+        ports = [(flag, str(free_port())) for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                                                       "--metrics-export-port", "--runtime-env-agent-port")]
+        return ["--num-cpus", "1", "--block", "--disable-usage-stats", *(x for pair in ports for x in pair)]
+
+    def alive_nodes(self) -> int:
+        from ray.util.state import list_nodes
+
+        return sum(node.state == "ALIVE" for node in list_nodes(address=self.dashboard, timeout=5))
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            _stop(process)
+        self.processes.clear()
