@@ -228,6 +228,7 @@ def report(base: StudyConfig, runs, overhead, out: Path, args) -> None:
             grid = sorted({e for c in curves for e, _ in c})
             axis.plot(grid, [median(best_at(c, e) for c in curves) for e in grid], label=method, drawstyle="steps-post")
         axis.axhline(target, color="0.6", linestyle=":", label="target (hand-picked)")
+        axis.set_ylim(target - 0.03, target + 0.03)  # the interesting part: around the target
         axis.set_title(f"band {band} Hz")
         axis.set_xlabel("cumulative trial-epochs")
         axis.set_ylabel("best validation accuracy (median over seeds)")
