@@ -454,9 +454,14 @@ def launch(config: StudyConfig, study_name: str, settings: Settings, progress: P
 
 
 def publish_tables(settings: Settings, study_name: str) -> None:
-    """Log the per-frequency learning-rate tables of the study to MLflow."""
+    """Log the per-frequency learning-rate tables of the study to MLflow. A finished study
+    never fails on this: the tables can be logged again with `bandsearch lr-table`."""
     tables = [study_table(settings.storage_url, study_name), finder_table(settings.storage_url, study_name)]
-    log_tables(settings.tracking_uri, settings.artifact_root, study_name, [t for t in tables if t.cells])
+    try:
+        log_tables(settings.tracking_uri, settings.artifact_root, study_name, [t for t in tables if t.cells])
+    except Exception as err:  # MLflow down at the very end: the study itself is complete
+        log.warning("could not log the learning-rate tables to MLflow (%s); run `bandsearch lr-table %s` later",
+                    err, study_name)
 
 
 def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
