@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
-import statistics
 import tempfile
 import time
 from pathlib import Path
