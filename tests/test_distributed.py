@@ -6,6 +6,8 @@ mid-study, eight workers on one storage). Every launch runs `bandsearch` in a fr
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import json
 import os
 import signal
@@ -35,9 +37,8 @@ def slow(band: str, **search) -> dict:
                        task={"n_train": 3000, "n_val": 300}, training={"epochs": 8, "model": {"hidden": 64}})
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("stack")
+@contextmanager
+def _cluster(folder: Path):
     nodes, mlflow = RayNodes(folder), MlflowServer(folder)
     try:
         nodes.start()
@@ -46,6 +47,57 @@ def stack(tmp_path_factory):
     finally:
         mlflow.stop()
         nodes.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with _cluster(tmp_path_factory.mktemp("stack")) as started:
+        yield started
+
+
+@pytest.fixture
+def fresh_stack(tmp_path_factory):
+    """Its own cluster and server: the outage test stops and restarts MLflow, and on the shared
+    cluster the tasks left by the killed-driver test could still hold the nodes' CPUs."""
+    with _cluster(tmp_path_factory.mktemp("fresh")) as started:
+        yield started
+
+
+# First in the module: the killed-driver test leaves tasks that load the machine for a while.
+def test_trials_go_on_while_mlflow_is_down_and_their_data_arrives_later(fresh_stack, tmp_path) -> None:
+    nodes, mlflow = fresh_stack
+    space = write_yaml(tmp_path / "outage.yaml", slow("3000", trials_per_band=4, workers=2))
+    bind, backend = _proxy(tmp_path)
+    launch = subprocess.Popen(_command(space, tmp_path / "runs", nodes, mlflow, "--storage-proxy", bind),
+                              env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finished() -> int:
+        exists = (tmp_path / "runs" / "optuna.db").exists()
+        return (_finished(backend, "outage", "3000")[TrialState.COMPLETE]) if exists else 0
+
+    try:
+        _wait_for(lambda: launch.poll() is not None or finished() >= 1, 240, "a first finished trial")
+        assert launch.poll() is None, launch.communicate()[1][-3000:]
+        mlflow.stop()
+        _wait_for(lambda: finished() >= 3, 240, "trials to finish while MLflow is down")
+        mlflow.start()
+        _, err = launch.communicate(timeout=400)
+    finally:
+        if mlflow.process is None:
+            mlflow.start()
+        _stop(launch)
+    assert launch.returncode == 0, err[-3000:]
+    assert "MLflow unreachable" in err
+    trials = _trials(backend, "outage", "3000")
+    _assert_budget_met(trials, 4)
+    runs = _runs(mlflow, "outage")
+    children = {r["run_id"]: r for r in runs if r["tags"].get("bandsearch.role") == "trial"}
+    assert len(children) == 4 and not [r for r in runs if r["status"] == "RUNNING"]
+    study = optuna.load_study(study_name="outage/3000", storage=open_storage(backend))
+    for trial in trials:
+        run = children[run_id_of(study, trial)]
+        assert [step for step, _ in run["metrics"]["val_accuracy"]] == list(range(1, trial.last_step + 1))
+        assert run["status"] == "FINISHED" and run["metrics"]["objective"][-1][1] == pytest.approx(trial.value)
 
 
 def _command(space: Path, run_dir: Path, nodes: RayNodes, mlflow: MlflowServer, *extra: str) -> list[str]:
@@ -216,38 +268,3 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_trials(stack, tmp_p
     # The dead driver's runs are closed too, even one it created but had not linked to its trial yet.
     trial_runs = [r for r in runs if r["tags"].get("bandsearch.role") == "trial"]
     assert {int(r["tags"]["optuna.trial_number"]) for r in trial_runs if r["status"] == "FAILED"} == orphans
-
-
-def test_trials_go_on_while_mlflow_is_down_and_their_data_arrives_later(stack, tmp_path) -> None:
-    nodes, mlflow = stack
-    space = write_yaml(tmp_path / "outage.yaml", slow("3000", trials_per_band=4, workers=2))
-    bind, backend = _proxy(tmp_path)
-    launch = subprocess.Popen(_command(space, tmp_path / "runs", nodes, mlflow, "--storage-proxy", bind),
-                              env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def finished() -> int:
-        exists = (tmp_path / "runs" / "optuna.db").exists()
-        return (_finished(backend, "outage", "3000")[TrialState.COMPLETE]) if exists else 0
-
-    try:
-        _wait_for(lambda: finished() >= 1, 240, "a first finished trial")
-        mlflow.stop()
-        _wait_for(lambda: finished() >= 3, 240, "trials to finish while MLflow is down")
-        mlflow.start()
-        _, err = launch.communicate(timeout=400)
-    finally:
-        if mlflow.process is None:
-            mlflow.start()
-        _stop(launch)
-    assert launch.returncode == 0, err[-3000:]
-    assert "MLflow unreachable" in err
-    trials = _trials(backend, "outage", "3000")
-    _assert_budget_met(trials, 4)
-    runs = _runs(mlflow, "outage")
-    children = {r["run_id"]: r for r in runs if r["tags"].get("bandsearch.role") == "trial"}
-    assert len(children) == 4 and not [r for r in runs if r["status"] == "RUNNING"]
-    study = optuna.load_study(study_name="outage/3000", storage=open_storage(backend))
-    for trial in trials:
-        run = children[run_id_of(study, trial)]
-        assert [step for step, _ in run["metrics"]["val_accuracy"]] == list(range(1, trial.last_step + 1))
-        assert run["status"] == "FINISHED" and run["metrics"]["objective"][-1][1] == pytest.approx(trial.value)
