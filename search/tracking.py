@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 _MAX_PARAMS, _MAX_METRICS = 100, 1000
 _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 8000
 PARENT_TAG = "mlflow.parentRunId"
+# Marks a run created through the Outbox, so a replay finds it instead of creating it twice.
+TOKEN_TAG = "bandsearch.create_token"
 # MLflow retries a refused connection 7 times with doubling back-off (minutes per call);
 # bandsearch keeps unsent data itself, so a failed call should fail within seconds.
 # Set these variables yourself to override.
@@ -83,11 +87,22 @@ class Tracker:
         tags: Mapping[str, Any],
         params: Mapping[str, Any] | None = None,
         parent_id: str | None = None,
+        token: str | None = None,
+        retried: bool = False,
     ) -> str:
+        """Create a run and log its params. The run is tagged with `token`; when `retried`, a run
+        an earlier attempt already created under it (its answer or its params lost to an outage)
+        is completed instead of a second one made."""
         all_tags = {key: _truncate(value, _MAX_TAG_LEN) for key, value in tags.items()}
         if parent_id:
             all_tags[PARENT_TAG] = parent_id
-        run_id = self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+        run_id = None
+        if token:
+            all_tags[TOKEN_TAG] = token
+            if retried:
+                run_id = self.find_run(experiment_id, {TOKEN_TAG: token})
+        if run_id is None:
+            run_id = self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
         items = [Param(key, _truncate(value, _MAX_PARAM_LEN)) for key, value in (params or {}).items()]
         for start in range(0, len(items), _MAX_PARAMS):
             self.client.log_batch(run_id, params=items[start : start + _MAX_PARAMS])
@@ -167,13 +182,26 @@ def unreachable(err: Exception) -> bool:
     return isinstance(err, MlflowException) and str(err).startswith("API request to")
 
 
+@dataclass
+class _Write:
+    """One queued call on the Tracker."""
+
+    method: str
+    args: tuple
+    kwargs: dict
+    placeholder: str | None = None
+    linked: Callable[[str], None] | None = None
+    attempts: int = 0
+
+
 class Outbox:
     """The driver's MLflow writes, kept in order while the server is unreachable and replayed
     when it answers again, at most one attempt per `retry_seconds` (so trials never wait).
 
     A run created during an outage gets a placeholder id (`pending:N`) that later writes may
-    use; the replay maps it to the real run id and tells `linked`. A write MLflow rejects for another reason
-    is logged and dropped, so it cannot block the queue.
+    use; the replay maps it to the real run id and tells `linked`. Creating a run is made safe to
+    repeat with a token tag: an attempt cut off after the server made the run completes that run.
+    A write MLflow rejects for another reason is logged and dropped, so it cannot block the queue.
     """
 
     PLACEHOLDER = "pending:"
@@ -181,40 +209,42 @@ class Outbox:
     def __init__(self, tracker: Tracker, retry_seconds: float = 10.0):
         self.tracker = tracker
         self.retry_seconds = retry_seconds
-        self.queue: deque[tuple[str, tuple, dict, str | None, Callable[[str], None] | None]] = deque()
+        self.queue: deque[_Write] = deque()
         self.ids: dict[str, str] = {}
         self.retry_at = 0.0
         self._numbers = itertools.count()
+        self._launch = uuid.uuid4().hex[:12]
 
     def start_run(self, *args: Any, linked: Callable[[str], None] | None = None, **kwargs: Any) -> str:
         """The new run's id, or a placeholder while MLflow is unreachable; `linked(run_id)` is
         called once the run exists (now, or when a later replay creates it)."""
-        placeholder = f"{self.PLACEHOLDER}{next(self._numbers)}"
-        self._send("start_run", args, kwargs, placeholder, linked)
+        number = next(self._numbers)
+        placeholder = f"{self.PLACEHOLDER}{number}"
+        kwargs["token"] = f"{self._launch}-{number}"
+        self._send(_Write("start_run", args, kwargs, placeholder, linked))
         return self.ids.get(placeholder, placeholder)
 
     def log(self, *args: Any, **kwargs: Any) -> None:
-        self._send("log", args, kwargs)
+        self._send(_Write("log", args, kwargs))
 
     def log_epochs(self, *args: Any, **kwargs: Any) -> None:
-        self._send("log_epochs", args, kwargs)
+        self._send(_Write("log_epochs", args, kwargs))
 
     def log_text(self, *args: Any, **kwargs: Any) -> None:
-        self._send("log_text", args, kwargs)
+        self._send(_Write("log_text", args, kwargs))
 
     def finish(self, *args: Any, **kwargs: Any) -> None:
-        self._send("finish", args, kwargs)
+        self._send(_Write("finish", args, kwargs))
 
     def reopen(self, *args: Any, **kwargs: Any) -> None:
-        self._send("reopen", args, kwargs)
+        self._send(_Write("reopen", args, kwargs))
 
     def resolve(self, run_id: str) -> str:
         """The real id of `run_id` once created; the placeholder itself until then."""
         return self.ids.get(run_id, run_id)
 
-    def _send(self, method: str, args: tuple, kwargs: dict, placeholder: str | None = None,
-              linked: Callable[[str], None] | None = None) -> None:
-        self.queue.append((method, args, kwargs, placeholder, linked))
+    def _send(self, write: _Write) -> None:
+        self.queue.append(write)
         self.flush()
 
     def flush(self, force: bool = False) -> bool:
@@ -222,23 +252,26 @@ class Outbox:
         if self.queue and not force and time.monotonic() < self.retry_at:
             return False
         while self.queue:
-            method, args, kwargs, placeholder, linked = self.queue[0]
-            args = tuple(self.resolve(a) if isinstance(a, str) else a for a in args)
-            kwargs = {k: self.resolve(v) if isinstance(v, str) else v for k, v in kwargs.items()}
+            write = self.queue[0]
+            args = tuple(self.resolve(a) if isinstance(a, str) else a for a in write.args)
+            kwargs = {k: self.resolve(v) if isinstance(v, str) else v for k, v in write.kwargs.items()}
+            if write.method == "start_run":
+                kwargs["retried"] = write.attempts > 0
+            write.attempts += 1
             try:
-                result = getattr(self.tracker, method)(*args, **kwargs)
+                result = getattr(self.tracker, write.method)(*args, **kwargs)
             except Exception as err:
                 if unreachable(err):
                     self.retry_at = time.monotonic() + self.retry_seconds
                     log.warning("MLflow unreachable; %d writes kept for later: %s", len(self.queue),
                                 _truncate(mask(str(err)), 300))
                     return False
-                log.error("MLflow rejected %s: %s", method, _truncate(mask(str(err)), 500))
+                log.error("MLflow rejected %s: %s", write.method, _truncate(mask(str(err)), 500))
             else:
-                if placeholder:
-                    self.ids[placeholder] = result
-                if linked:
-                    linked(result)
+                if write.placeholder:
+                    self.ids[write.placeholder] = result
+                if write.linked:
+                    write.linked(result)
             self.queue.popleft()
         return True
 

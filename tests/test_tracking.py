@@ -1,0 +1,77 @@
+"""The Outbox against a real local MLflow store, with an outage injected at chosen calls."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from search.tracking import TOKEN_TAG, Outbox, Tracker
+
+
+class FlakyTracker(Tracker):
+    """A Tracker whose MLflow connection drops for the next `failures` log_batch calls."""
+
+    def __init__(self, uri: str):
+        super().__init__(uri)
+        self.failures = 0
+        real = self.client.log_batch
+
+        def log_batch(*args, **kwargs):
+            if self.failures:
+                self.failures -= 1
+                raise requests.exceptions.ConnectionError("connection refused")
+            return real(*args, **kwargs)
+
+        self.client.log_batch = log_batch
+
+
+@pytest.fixture
+def tracker(tmp_path) -> FlakyTracker:
+    return FlakyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def _runs(tracker: Tracker, experiment_id: str) -> list:
+    return tracker.client.search_runs([experiment_id])
+
+
+def test_a_run_created_before_the_outage_is_completed_not_duplicated(tracker) -> None:
+    experiment = tracker.experiment("outage", None)
+    outbox = Outbox(tracker, retry_seconds=3600.0)
+    tracker.failures = 1  # the run is created, then its params are lost
+    run_id = outbox.start_run(experiment, "t000", tags={"bandsearch.role": "trial"}, params={"lr": 0.01})
+    assert run_id.startswith(Outbox.PLACEHOLDER)
+    outbox.finish(run_id, "FINISHED")
+    assert len(outbox.queue) == 2
+
+    assert outbox.flush(force=True)
+    runs = _runs(tracker, experiment)
+    assert len(runs) == 1
+    assert runs[0].info.run_id == outbox.resolve(run_id)
+    assert runs[0].data.params == {"lr": "0.01"} and runs[0].info.status == "FINISHED"
+    assert runs[0].data.tags[TOKEN_TAG]
+
+
+def test_writes_wait_in_order_and_link_the_run_when_it_exists(tracker) -> None:
+    experiment = tracker.experiment("order", None)
+    outbox = Outbox(tracker, retry_seconds=3600.0)
+    linked = []
+    first = outbox.start_run(experiment, "t000", tags={}, params={"lr": 0.1}, linked=linked.append)
+    tracker.failures = 1
+    outbox.log(first, metrics={"val_accuracy": 0.5}, step=1)
+    second = outbox.start_run(experiment, "t001", tags={}, params={"lr": 0.2}, linked=linked.append)
+    assert not first.startswith(Outbox.PLACEHOLDER) and second.startswith(Outbox.PLACEHOLDER)
+    assert not outbox.flush()  # the retry interval has not passed
+
+    assert outbox.flush(force=True)
+    assert linked == [first, outbox.resolve(second)]
+    history = tracker.client.get_metric_history(first, "val_accuracy")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5)]
+    assert sorted(r.data.params["lr"] for r in _runs(tracker, experiment)) == ["0.1", "0.2"]
+
+
+def test_separate_launches_never_share_a_token(tracker) -> None:
+    experiment = tracker.experiment("tokens", None)
+    for _ in range(2):
+        Outbox(tracker).start_run(experiment, "band 500 Hz", tags={})
+    tokens = {r.data.tags[TOKEN_TAG] for r in _runs(tracker, experiment)}
+    assert len(tokens) == 2
