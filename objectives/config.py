@@ -229,6 +229,7 @@ class TrainConfig:
     ramp_from_batch_size: int | None = None
     ramp_epochs: int = 3  # 16 -> 128 doubles each epoch over 3 epochs
     target_accuracy: float = 0.9  # the dynamics report the first epoch reaching it
+    dynamics_every: int = 4  # measure the vector dynamics on one step in this many (1: every step)
 
     def validate(self, n_train: int | None = None) -> None:
         from objectives.optimizers import validate_optimizer
@@ -259,6 +260,8 @@ class TrainConfig:
         self._validate_batches()
         if not 0 < self.target_accuracy <= 1:
             raise InvalidConfig("target_accuracy", f"must be in (0, 1], got {self.target_accuracy}")
+        if self.dynamics_every < 1:
+            raise InvalidConfig("dynamics_every", f"must be >= 1 (1 measures every step), got {self.dynamics_every}")
         try:
             self.model.validate()
         except InvalidConfig as err:

@@ -1,20 +1,29 @@
-"""How the optimizer behaved: measured every step on flat vectors, reported per epoch,
-summarised at the end of the run.
+"""How the optimizer behaved: measured on flat vectors, reported per epoch, summarised at
+the end of the run.
 
-Per step, on the flat gradient g and weights theta (objectives/flat.py), six vector
-operations and no per-parameter loop: ||g||^2, g . g_prev, ||dtheta||^2 (a subtraction and
-a dot product) and two copies. The scalars stay on the training device and are read back
-once per epoch. Wall
-time is split into forward, backward and update (the update excludes SVRG's full-gradient
-passes, which are timed per pass); on CUDA each phase boundary synchronises.
+Wall time is split into forward, backward and update every step (the update excludes
+SVRG's full-gradient passes, which are timed per pass); on CUDA each phase boundary
+synchronises. The vector measurements run on one step in `every` (`training.dynamics_every`,
+default 4; 1 measures every step exactly), on the flat gradient g and weights theta
+(objectives/flat.py) with a handful of vector operations and no per-parameter loop:
 
-Per epoch: grad_norm (mean) and grad_norm_cv, grad_cosine (mean cosine between consecutive
-mini-batch gradients), displacement ||theta_t - theta_0||, path_length sum ||dtheta||,
-path_efficiency (their ratio: 1 is a straight line), state_bytes, time_*_ms per step,
-full_grad_ms per pass. The summary (`summary.*`) adds the first and last gradient norm,
-the cosine in the early, middle and late thirds of the epochs, peak memory and the first
-epoch reaching the target accuracy. The gradient is the mini-batch gradient before
-clipping and, for SVRG, before variance reduction: the same quantity for every optimizer.
+- step t with (t + 1) % every == 0 keeps g (a copy) and ||g||^2: the pair's first half;
+- step t with t % every == 0 measures ||g||^2, g . g_prev (when step t - 1 was kept), and
+  the step length ||dtheta|| (theta copied before the update, subtracted after it).
+
+The scalars stay on the training device and are read back once per epoch. The gradient
+norms are those of the measured and kept steps; the cosine is the mean over the measured
+consecutive pairs; the path length sums the measured step lengths times `every` (an
+unbiased estimate, exact when every is 1). Sampling keeps the measurements within a few
+per cent of a small model's step (see README, "Dynamics overhead").
+
+Per epoch: grad_norm (mean) and grad_norm_cv, grad_cosine, displacement ||theta_t - theta_0||,
+path_length, path_efficiency (displacement / path length: 1 is a straight line),
+state_bytes, time_*_ms per step, full_grad_ms per pass. The summary (`summary.*`) adds the
+first and last gradient norm, the cosine in the early, middle and late thirds of the epochs,
+peak memory and the first epoch reaching the target accuracy. The gradient is the
+mini-batch gradient before clipping and, for SVRG, before variance reduction: the same
+quantity for every optimizer.
 """
 
 from __future__ import annotations
@@ -49,6 +58,11 @@ def peak_memory_bytes(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def _numpy(scalars: list[torch.Tensor]) -> np.ndarray:
+    """Device scalars as one float64 array, in one transfer."""
+    return torch.stack(scalars).double().cpu().numpy() if scalars else np.zeros(0)
+
+
 def _phases(values: list[float]) -> dict[str, float]:
     """Mean of per-epoch values over the early, middle and late thirds of the epochs."""
     parts = np.array_split(np.asarray(values, dtype=float), 3)
@@ -59,39 +73,46 @@ def _phases(values: list[float]) -> dict[str, float]:
 class Dynamics:
     """Measures one training run; the loop calls the step hooks in order every step."""
 
-    def __init__(self, flat: FlatParameters, optimizer: Any, device: torch.device, target_accuracy: float):
+    def __init__(self, flat: FlatParameters, optimizer: Any, device: torch.device, target_accuracy: float,
+                 every: int = 4):
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
         self.flat, self.optimizer, self.device = flat, optimizer, device
-        self.target_accuracy = target_accuracy
+        self.target_accuracy, self.every = target_accuracy, every
         self.cuda = device.type == "cuda"
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(device)
         self.theta0 = flat.params.clone()
-        self.prev_theta = flat.params.clone()
-        self.prev_grad = torch.zeros_like(flat.grads)
-        self.rows: list[torch.Tensor] = []  # this epoch's per-step scalars, on the device
+        self.theta_before = torch.empty_like(flat.params)
+        self.prev_grad = torch.empty_like(flat.grads)
+        self.prev_norm_sq: torch.Tensor | None = None  # ||g||^2 of the kept step, None if the last step was not kept
+        self.t = 0  # steps of the run so far
+        self.measuring = False
+        self.norms_sq: list[torch.Tensor] = []  # this epoch's, on the device
+        self.pairs: list[torch.Tensor] = []  # this epoch's g . g_prev, ||g_prev||^2, ||g||^2 in turn
+        self.steps_sq: list[torch.Tensor] = []  # this epoch's ||dtheta||^2
         self.step = 0
         self.clock = 0.0
         self.full_seen = 0.0
         self.epoch_times = [0.0, 0.0, 0.0]
-        self.norms: list[np.ndarray] = []  # per epoch, per step
+        self.norms: list[np.ndarray] = []  # per epoch, of the measured steps
         self.cosines: list[float] = []  # per epoch
-        self.last_norm = math.nan
         self.path = 0.0
         self.state_peak = 0
         self.totals = {"steps": 0, "forward": 0.0, "backward": 0.0, "update": 0.0}
         self.full_passes = 0
         self.full_seconds = 0.0
         self.epochs_to_target: int | None = None
+        self._now = self._synchronized_now if self.cuda else time.perf_counter  # called ~5 times a step
 
-    def _now(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
+    def _synchronized_now(self) -> float:
+        torch.cuda.synchronize(self.device)
         return time.perf_counter()
 
     # -- every step, in this order ---------------------------------------------------
 
     def begin_epoch(self, steps: int) -> None:
-        self.rows = []
+        self.norms_sq, self.pairs, self.steps_sq = [], [], []
         self.step, self.epoch_times = 0, [0.0, 0.0, 0.0]
 
     def start(self) -> None:
@@ -104,33 +125,44 @@ class Dynamics:
 
     def after_backward(self) -> None:
         self.lap(BACKWARD)
-        g = self.flat.grads
-        self.rows += (torch.dot(g, g), torch.dot(g, self.prev_grad))
-        self.prev_grad.copy_(g)
-        self.clock = self._now()  # the measurement is not part of any phase
+        self.measuring = self.t % self.every == 0
+        keep = (self.t + 1) % self.every == 0
+        if self.measuring or keep:
+            g = self.flat.grads
+            norm_sq = torch.dot(g, g)
+            self.norms_sq.append(norm_sq)
+            if self.measuring:
+                if self.prev_norm_sq is not None:
+                    self.pairs += (torch.dot(g, self.prev_grad), self.prev_norm_sq, norm_sq)
+                self.theta_before.copy_(self.flat.params)
+            self.prev_norm_sq = None
+            if keep:
+                self.prev_grad.copy_(g)
+                self.prev_norm_sq = norm_sq
+            self.clock = self._now()  # the measurement is not part of any phase
 
     def after_update(self, full_seconds: float) -> None:
         """`full_seconds`: the loop's running total of full-gradient time, excluded here."""
         self.lap(UPDATE)
         self.epoch_times[UPDATE] -= full_seconds - self.full_seen
         self.full_seen = full_seconds
-        delta = self.prev_theta.sub_(self.flat.params)
-        self.rows.append(torch.dot(delta, delta))
-        self.prev_theta.copy_(self.flat.params)
+        if self.measuring:
+            delta = self.theta_before.sub_(self.flat.params)
+            self.steps_sq.append(torch.dot(delta, delta))
         self.step += 1
+        self.t += 1
 
     # -- per epoch and at the end ----------------------------------------------------
 
     def end_epoch(self, epoch: int, val_accuracy: float, full_passes: int) -> dict[str, float]:
-        rows = torch.stack(self.rows).reshape(-1, 3).double().cpu().numpy() if self.rows else np.zeros((0, 3))
-        norms = np.sqrt(rows[:, 0])
-        previous = np.concatenate([[self.last_norm], norms[:-1]])
+        norms = np.sqrt(_numpy(self.norms_sq))
+        pairs = _numpy(self.pairs).reshape(-1, 3)
         with np.errstate(invalid="ignore", divide="ignore"):
-            cosines = rows[:, 1] / (norms * previous)  # NaN for the run's first step
-        self.last_norm = float(norms[-1]) if len(norms) else self.last_norm
-        self.norms.append(norms)
+            cosines = pairs[:, 0] / np.sqrt(pairs[:, 1] * pairs[:, 2])
+        if len(norms):
+            self.norms.append(norms)
         self.cosines.append(float(np.nanmean(cosines)) if np.isfinite(cosines).any() else math.nan)
-        self.path += float(np.sqrt(rows[:, 2]).sum())
+        self.path += self.every * float(np.sqrt(_numpy(self.steps_sq)).sum())
         displacement = torch.dist(self.flat.params, self.theta0).item()
         self.state_peak = max(self.state_peak, state_bytes(self.optimizer))
         passes = full_passes - self.full_passes
@@ -143,8 +175,8 @@ class Dynamics:
         if self.epochs_to_target is None and val_accuracy >= self.target_accuracy:
             self.epochs_to_target = epoch
         metrics = {
-            "grad_norm": float(norms.mean()),
-            "grad_norm_cv": float(norms.std() / norms.mean()),
+            "grad_norm": float(norms.mean()) if len(norms) else math.nan,
+            "grad_norm_cv": float(norms.std() / norms.mean()) if len(norms) else math.nan,
             "grad_cosine": self.cosines[-1],
             "displacement": displacement,
             "path_length": self.path,

@@ -57,6 +57,7 @@ class TrainingSettings:
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     target_accuracy: float = 0.9  # each trial logs the first epoch reaching it
+    dynamics_every: int = 4  # vector dynamics on one step in this many (1: every step, exact)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class BandPlan:
 
     def train_config(self, training: TrainingSettings, sampled: Mapping[str, Any]) -> TrainConfig:
         return TrainConfig(epochs=training.epochs, seed=training.seed, model=training.model,
-                           target_accuracy=training.target_accuracy, **sampled)
+                           target_accuracy=training.target_accuracy, dynamics_every=training.dynamics_every,
+                           **sampled)
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,9 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
             raise InvalidConfig("training.epochs", f"must be >= 1, got {training.epochs}")
         if not 0 < training.target_accuracy <= 1:
             raise InvalidConfig("training.target_accuracy", f"must be in (0, 1], got {training.target_accuracy}")
+        if training.dynamics_every < 1:
+            raise InvalidConfig("training.dynamics_every", f"must be >= 1 (1 measures every step), "
+                                f"got {training.dynamics_every}")
         _checked("training.model", training.model.validate)
         if "space" not in data:
             raise InvalidConfig("space", "required: the search space (see spaces/audio_angle.yaml)")

@@ -95,6 +95,8 @@ BAD_INPUTS = {
     "reference batch of 0": ({"space": _space(lr_reference_batch=0)}, "space.lr_reference_batch", "[1, task.n_train"),
     "target accuracy above 1": (
         {"training": {"target_accuracy": 1.5}}, "training.target_accuracy", "must be in (0, 1]"),
+    "dynamics sampled every 0 steps": (
+        {"training": {"dynamics_every": 0}}, "training.dynamics_every", "must be >= 1"),
     "per-band override with low > high": (
         {"bands": [{"center_hz": 500, "space": {"lr": {"low": 1, "high": 0.1}}}]},
         "bands[0].space.lr", "low (1) > high (0.1)"),

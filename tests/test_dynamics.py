@@ -70,17 +70,20 @@ def test_flat_parameters_are_the_models_storage() -> None:
     assert flat.grads.abs().sum() > 0
 
 
-def test_measurements_equal_naive_per_parameter_computations() -> None:
+def _run_measured(every: int, steps: int = 8) -> tuple[dict, dict, dict]:
+    """`steps` SGD steps on a small net, measured by Dynamics(every) and naively per parameter:
+    the meter's epoch metrics and summary, and the naive per-step norms, cosines, step lengths."""
     torch.manual_seed(0)
     model = build_model(6, 3, ModelConfig(hidden=8, dropout=0.0))
     flat = FlatParameters(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    meter = Dynamics(flat, optimizer, torch.device("cpu"), target_accuracy=0.5)
-    x, y = torch.randn(64, 6), torch.randint(0, 3, (64,))
+    meter = Dynamics(flat, optimizer, torch.device("cpu"), target_accuracy=0.5, every=every)
+    x, y = torch.randn(8 * steps, 6), torch.randint(0, 3, (8 * steps,))
     start = [p.detach().clone() for p in model.parameters()]
-    norms, cosines, steps, previous = [], [], [], None
-    meter.begin_epoch(8)
-    for i in range(8):
+    naive = {"norms": [], "cosines": [None], "steps": []}
+    previous = None
+    meter.begin_epoch(steps)
+    for i in range(steps):
         before = [p.detach().clone() for p in model.parameters()]
         meter.start()
         loss = F.cross_entropy(model(x[8 * i : 8 * i + 8]), y[8 * i : 8 * i + 8])
@@ -89,27 +92,45 @@ def test_measurements_equal_naive_per_parameter_computations() -> None:
         loss.backward()
         meter.after_backward()
         grads = [p.grad.clone() for p in model.parameters()]
-        norms.append(math.sqrt(sum(g.pow(2).sum().item() for g in grads)))
+        naive["norms"].append(math.sqrt(sum(g.pow(2).sum().item() for g in grads)))
         if previous is not None:
             dot = sum((g * h).sum().item() for g, h in zip(grads, previous))
-            cosines.append(dot / (norms[-1] * norms[-2]))
+            naive["cosines"].append(dot / (naive["norms"][-1] * naive["norms"][-2]))
         previous = grads
         optimizer.step()
         meter.after_update(0.0)
-        steps.append(math.sqrt(sum((p - b).pow(2).sum().item() for p, b in zip(model.parameters(), before))))
+        naive["steps"].append(math.sqrt(sum((p - b).pow(2).sum().item() for p, b in zip(model.parameters(), before))))
     metrics = meter.end_epoch(1, val_accuracy=0.6, full_passes=0)
-    displacement = math.sqrt(sum((p - s).pow(2).sum().item() for p, s in zip(model.parameters(), start)))
+    naive["displacement"] = math.sqrt(sum((p - s).pow(2).sum().item() for p, s in zip(model.parameters(), start)))
+    return metrics, meter.summary(), naive
+
+
+def test_measurements_on_every_step_equal_naive_per_parameter_computations() -> None:
+    metrics, summary, naive = _run_measured(every=1)
+    norms, cosines, steps = naive["norms"], naive["cosines"][1:], naive["steps"]
     assert metrics["grad_norm"] == pytest.approx(sum(norms) / 8, rel=1e-5)
     assert metrics["grad_cosine"] == pytest.approx(sum(cosines) / 7, rel=1e-4, abs=1e-6)
     assert metrics["path_length"] == pytest.approx(sum(steps), rel=1e-5)
-    assert metrics["displacement"] == pytest.approx(displacement, rel=1e-5)
-    assert metrics["path_efficiency"] == pytest.approx(displacement / sum(steps), rel=1e-5)
+    assert metrics["displacement"] == pytest.approx(naive["displacement"], rel=1e-5)
+    assert metrics["path_efficiency"] == pytest.approx(naive["displacement"] / sum(steps), rel=1e-5)
     assert metrics["time_forward_ms"] > 0 and metrics["time_update_ms"] > 0
-    summary = meter.summary()
     assert summary["summary.grad_norm_first"] == pytest.approx(norms[0], rel=1e-5)
     assert summary["summary.grad_norm_last"] == pytest.approx(norms[-1], rel=1e-5)
     assert summary["summary.epochs_to_target"] == 1
     assert summary["summary.peak_memory_bytes"] > 0
+
+
+def test_sampled_measurements_use_exactly_the_sampled_steps() -> None:
+    metrics, summary, naive = _run_measured(every=3, steps=10)
+    measured, kept = [0, 3, 6, 9], [2, 5, 8]  # t % 3 == 0, and the step before each
+    norms = [naive["norms"][t] for t in sorted(measured + kept)]
+    cosines = [naive["cosines"][t] for t in measured[1:]]
+    assert metrics["grad_norm"] == pytest.approx(sum(norms) / len(norms), rel=1e-5)
+    assert metrics["grad_cosine"] == pytest.approx(sum(cosines) / len(cosines), rel=1e-4, abs=1e-6)
+    assert metrics["path_length"] == pytest.approx(3 * sum(naive["steps"][t] for t in measured), rel=1e-5)
+    assert metrics["displacement"] == pytest.approx(naive["displacement"], rel=1e-5)
+    assert summary["summary.grad_norm_first"] == pytest.approx(naive["norms"][0], rel=1e-5)
+    assert summary["summary.grad_norm_last"] == pytest.approx(naive["norms"][9], rel=1e-5)
 
 
 def test_a_trial_reports_dynamics_per_epoch_and_summarises_them() -> None:

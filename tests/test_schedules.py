@@ -66,6 +66,7 @@ def test_clipping_bounds_every_step() -> None:
         ({"schedule": "step", "schedule_params": {"gamma": 0.0}}, "schedule_params.gamma"),
         ({"schedule": "step", "schedule_params": {"every_epochs": 0}}, "schedule_params.every_epochs"),
         ({"target_accuracy": 1.5}, "target_accuracy"),
+        ({"dynamics_every": 0}, "dynamics_every"),
     ],
 )
 def test_bad_training_settings_name_their_key(changes, key) -> None:
