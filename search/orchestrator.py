@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -61,9 +62,12 @@ class Progress(Protocol):
 
 @dataclass
 class Flight:
+    """A trial asked from its band's study, with its MLflow run: prepared, then submitted."""
+
     band: BandRun
     trial: optuna.Trial
     run_id: str
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -137,6 +141,7 @@ class Launch:
         self.proxy: StorageProxy | None = None
         self.worker_storage_url = settings.storage_url  # the proxy's URL when there is one
         self.in_flight: dict[Any, Flight] = {}
+        self.ready: deque[Flight] = deque()  # prepared, not yet submitted
         self.bands: list[BandRun] = []
         self.experiment_id = ""
         self.gpus = 0.0
@@ -295,15 +300,29 @@ class Launch:
         return self.bands
 
     def _fill(self) -> bool:
-        """Start trials until W are in flight or every band's budget is taken."""
+        """Submit trials until W are in flight, then prepare the next one (asked, sampled, its
+        MLflow run open), so a worker that frees up gets it without waiting on the driver."""
         while len(self.in_flight) < self.config.search.workers:
-            band = max(self.bands, key=lambda b: b.remaining)
-            if band.remaining <= 0:
+            flight = self.ready.popleft() if self.ready else self._prepare_next()
+            if flight is None:
                 break
-            self._start(band)
+            self._submit(flight)
+        if not self.ready and (flight := self._prepare_next()) is not None:
+            self.ready.append(flight)
         return bool(self.in_flight)
 
-    def _start(self, band: BandRun) -> None:
+    def _prepare_next(self) -> Flight | None:
+        """A trial of the band with the most budget left; None once every budget is taken."""
+        while True:
+            band = max(self.bands, key=lambda b: b.remaining)
+            if band.remaining <= 0:
+                return None
+            flight = self._prepare(band)
+            if flight is not None:
+                return flight
+
+    def _prepare(self, band: BandRun) -> Flight | None:
+        """Ask and sample a trial and open its MLflow run; None if the sampled point is invalid."""
         trial = band.study.ask()
         try:
             sampled = band.plan.space.sample(trial)
@@ -311,7 +330,7 @@ class Launch:
             config.validate(self.config.task.n_train)
         except InvalidConfig as err:  # e.g. Nesterov drawn with momentum 0: a bad point, not a bad study
             self._fail(band, trial, None, "failed", f"invalid configuration: {err}")
-            return
+            return None
         config_dict = to_dict(config)
         run_id = self.tracker.start_run(
             self.experiment_id,
@@ -330,20 +349,24 @@ class Launch:
             linked=lambda run_id: link_run(band.study, trial, run_id),
         )
         trial.set_user_attr("train_config", config_dict)
+        band.counts["running"] += 1
+        return Flight(band, trial, run_id, config_dict)
+
+    def _submit(self, flight: Flight) -> None:
+        run_id = self.tracker.resolve(flight.run_id)
         job = TrialJob(
             storage_url=self.worker_storage_url,
-            study_name=band.study.study_name,
-            trial_id=trial._trial_id,
-            trial_number=trial.number,
+            study_name=flight.band.study.study_name,
+            trial_id=flight.trial._trial_id,
+            trial_number=flight.trial.number,
             pruner=self.config.search.pruner,
             tracking_uri=self.settings.tracking_uri,
             run_id="" if run_id.startswith(Outbox.PLACEHOLDER) else run_id,  # MLflow down: the driver logs
-            train_config=config_dict,
+            train_config=flight.config,
             threads=max(1, int(self.config.search.cpus_per_trial)),
         )
-        ref = cluster.submit(job, band.data, self.config.search.cpus_per_trial, self.gpus)
-        self.in_flight[ref] = Flight(band, trial, run_id)
-        band.counts["running"] += 1
+        ref = cluster.submit(job, flight.band.data, self.config.search.cpus_per_trial, self.gpus)
+        self.in_flight[ref] = flight
 
     def _finish(self, flight: Flight, outcome: TrialOutcome | None, error: str | None, lost: bool) -> None:
         """Tell Optuna how the trial ended. MLflow is written by `_record`, after the next
@@ -406,12 +429,14 @@ class Launch:
             self.tracker.finish(run_id, "FAILED")
 
     def _abandon(self) -> None:
-        """Interrupted: cancel trials in flight, fail them (re-queued for the next launch)."""
+        """Interrupted: cancel trials in flight, fail them and the prepared ones (re-queued for
+        the next launch)."""
         cluster.cancel(list(self.in_flight))
-        for flight in self.in_flight.values():
+        for flight in [*self.in_flight.values(), *self.ready]:
             flight.band.counts["running"] -= 1
             self._fail(flight.band, flight.trial, flight.run_id, "lost", "the launch was interrupted")
         self.in_flight.clear()
+        self.ready.clear()
 
     def _close(self, interrupted: bool) -> None:
         for band in self.bands:

@@ -145,23 +145,26 @@ def test_trials_left_running_by_a_dead_driver_are_failed_and_retried(tmp_path, r
     first.prepare()
     first.connect()
     band = first.bands[0]
-    # What a killed driver leaves behind: a trial RUNNING in Optuna with its MLflow run RUNNING.
-    first._start(band)
-    (ref, flight), = first.in_flight.items()
+    # What a killed driver leaves behind: trials RUNNING in Optuna with their MLflow runs RUNNING,
+    # one submitted to Ray and one prepared for the next free worker.
+    first._submit(first._prepare(band))
+    (ref, submitted), = first.in_flight.items()
     cluster.cancel([ref])
-    orphan_number, orphan_run = flight.trial.number, flight.run_id
+    prepared = first._prepare(band)
+    orphans = {flight.trial.number: flight.run_id for flight in (submitted, prepared)}
 
     bands = launch(config, "crash", settings)
     trials = {t.number: t for t in _trials(settings, "crash", "1000")}
-    orphan = trials[orphan_number]
-    assert orphan.state == TrialState.FAIL and orphan.user_attrs["retried"] is True
-    retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == orphan_number]
-    assert len(retries) == 1 and retries[0].params == orphan.params
-    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    runs = {r["run_id"]: r for r in _read_mlflow(settings, "crash")["runs"]}
+    for number, run_id in orphans.items():
+        orphan = trials[number]
+        assert orphan.state == TrialState.FAIL and orphan.user_attrs["retried"] is True
+        retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == number]
+        assert len(retries) == 1 and retries[0].params == orphan.params
+        assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+        assert runs[run_id]["status"] == "FAILED" and "error.txt" in runs[run_id]["artifacts"]
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials.values()) == 2
     assert bands[0].finished == 2
-    runs = {r["run_id"]: r for r in _read_mlflow(settings, "crash")["runs"]}
-    assert runs[orphan_run]["status"] == "FAILED" and "error.txt" in runs[orphan_run]["artifacts"]
     assert not [r for r in runs.values() if r["status"] == "RUNNING"]
 
 
