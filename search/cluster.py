@@ -60,7 +60,7 @@ def node_count() -> int:
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
+def _node_check(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
@@ -68,7 +68,8 @@ def on_every_node(fn: Callable[..., Any], *args: Any, timeout: float = 120.0) ->
     """`fn(*args)` run once on each alive node, by node label (`IP node-id-prefix`)."""
     nodes = _alive_nodes()
     refs = [
-        _call.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(fn, *args)
+        _node_check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+        .remote(fn, *args)
         for node in nodes
     ]
     try:
@@ -99,18 +100,18 @@ def _trial_task(job: TrialJob, data: BandDataset) -> TrialOutcome:
 
 
 @ray.remote(max_retries=1)
-def _call(fn: Any, data: BandDataset, *args: Any) -> Any:
-    return fn(data, *args)
+def _task(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 def map_on_bands(fn: Any, calls: list[tuple[ray.ObjectRef, tuple]], cpus: float = 1.0) -> list[Any]:
     """Run `fn(band_data, *args)` for each (data ref, args) as parallel tasks; results in order."""
-    return ray.get([_call.options(num_cpus=cpus).remote(fn, data, *args) for data, args in calls])
+    return ray.get([_task.options(num_cpus=cpus).remote(fn, data, *args) for data, args in calls])
 
 
 def start(fn: Any, *args: Any, cpus: float = 1.0) -> ray.ObjectRef:
     """Run `fn(*args)` as a task without waiting; collect its result with `result`."""
-    return _call.options(num_cpus=cpus).remote(fn, *args)
+    return _task.options(num_cpus=cpus).remote(fn, *args)
 
 
 def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None) -> dict[str, ray.ObjectRef]:

@@ -142,6 +142,7 @@ class Launch:
         self.worker_storage_url = settings.storage_url  # the proxy's URL when there is one
         self.in_flight: dict[Any, Flight] = {}
         self.ready: deque[Flight] = deque()  # prepared, not yet submitted
+        self.baselines_started = False
         self.bands: list[BandRun] = []
         self.experiment_id = ""
         self.gpus = 0.0
@@ -244,9 +245,6 @@ class Launch:
         for band in missing:
             band.data = refs[band.name]
             band.started = time.monotonic()
-            if self.config.baselines.methods and baselines.ATTR not in band.study.user_attrs:
-                band.baselines = baselines.start(self.config.task, band.plan.band, self.config.baselines,
-                                                 self.settings.cache_dir)
         self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
         self._seed_from_finder()
 
@@ -282,6 +280,8 @@ class Launch:
                 ref = cluster.wait_one(list(self.in_flight), timeout=1.0)
                 if ref is not None:
                     flight = self.in_flight.pop(ref)
+                    if self.ready:  # the freed worker gets the prepared trial before anything else
+                        self._submit(self.ready.popleft())
                     outcome, error, lost = cluster.result(ref)
                     self._finish(flight, outcome, error, lost)
                     self._fill()
@@ -309,7 +309,19 @@ class Launch:
             self._submit(flight)
         if not self.ready and (flight := self._prepare_next()) is not None:
             self.ready.append(flight)
+        if not self.ready and len(self.in_flight) < self.config.search.workers and not self.baselines_started:
+            self._start_baselines()
         return bool(self.in_flight)
+
+    def _start_baselines(self) -> None:
+        """The classical baselines of each band that has none yet: started once every trial
+        is, on the workers the last trials leave idle, so they never delay a trial."""
+        self.baselines_started = True
+        for band in self.bands:
+            if (band.baselines is None and self.config.baselines.methods
+                    and baselines.ATTR not in band.study.user_attrs):
+                band.baselines = baselines.start(self.config.task, band.plan.band, self.config.baselines,
+                                                 self.settings.cache_dir)
 
     def _prepare_next(self) -> Flight | None:
         """A trial of the band with the most budget left; None once every budget is taken."""
@@ -394,12 +406,11 @@ class Launch:
                    "epochs_run": outcome.epochs, **outcome.metrics}
         if outcome.value is not None:
             metrics["objective"] = outcome.value
-        if outcome.unsent:  # the worker could not reach MLflow: the driver logs (or queues) them
-            self.tracker.log_epochs(flight.run_id, outcome.unsent)
         tags = {"bandsearch.state": outcome.state, "bandsearch.node": outcome.node}
         if outcome.state == "diverged":
             tags["bandsearch.stop_reason"] = outcome.error
-        self.tracker.log(flight.run_id, metrics=metrics, tags=tags)
+        # The epochs the worker did not send (a short trial, or MLflow down), with the summary.
+        self.tracker.log_epochs(flight.run_id, [*outcome.unsent, (0, metrics)], tags=tags)
         if outcome.state != "failed":
             self.tracker.finish(flight.run_id, _STATES[outcome.state][1])
         best = flight.band.best()

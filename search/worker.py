@@ -49,7 +49,7 @@ class TrialOutcome:
     train_seconds: float = 0.0
     trial_seconds: float = 0.0
     error: str | None = None
-    unsent: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # epochs for the driver to log
+    unsent: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # epochs the driver logs
     node: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -68,18 +68,19 @@ def _study(storage_url: str, study_name: str, pruner_json: str) -> optuna.Study:
 class TrialReporter:
     """Per epoch: accuracy to Optuna (for pruning) and metrics to MLflow.
 
-    MLflow gets the buffered epochs in one batch at most every `flush_seconds` and at the
-    end: one call per epoch would cost more than a short epoch. If MLflow is unreachable
-    the epochs stay buffered, the next attempt waits `retry_seconds`, and what is still
-    unsent at the end goes back to the driver. Without a run id (the driver created the
-    run during an outage) nothing is sent from here.
+    MLflow gets the buffered epochs in one batch every `flush_seconds` (one call per epoch
+    would cost more than a short epoch); what is still buffered at the end goes back to the
+    driver, which logs it in the same call as the trial's summary. A trial shorter than
+    `flush_seconds` thus never opens MLflow on the worker. If MLflow is unreachable the
+    epochs stay buffered and the next attempt waits `retry_seconds`. Without a run id (the
+    driver created the run during an outage) nothing is sent from here.
     """
 
     def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float = 2.0,
                  retry_seconds: float = 10.0):
         self.trial = trial
         self.run_id = run_id
-        self.tracker = tracker_for(tracking_uri)
+        self.tracking_uri = tracking_uri
         self.flush_seconds = flush_seconds
         self.retry_seconds = retry_seconds
         self.flushed_at = time.monotonic()
@@ -106,7 +107,7 @@ class TrialReporter:
             return
         self.flushed_at = time.monotonic()
         try:
-            self.tracker.log_epochs(self.run_id, self.pending)
+            tracker_for(self.tracking_uri).log_epochs(self.run_id, self.pending)
         except Exception as err:
             self.flushed_at += self.retry_seconds
             log.warning("MLflow unreachable, keeping %d epochs for later: %s", len(self.pending), err)
@@ -136,7 +137,6 @@ def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
         outcome.state, outcome.error = "failed", traceback.format_exc()
     outcome.train_seconds = time.perf_counter() - training_started - reporter.seconds
     outcome.epochs = reporter.epoch
-    reporter.flush()
     outcome.unsent = reporter.pending
     outcome.trial_seconds = time.perf_counter() - started
     return outcome
