@@ -1,4 +1,4 @@
-"""Classical baselines per band beside the tuned network: started on Ray with the datasets,
+"""Classical baselines per band beside the tuned network: started on Ray once every trial is,
 stored on the band's Optuna study (so a resumed launch does not redo them) and logged to
 the band's MLflow parent run as `baseline.<method>.accuracy` / `.angle_error_deg`.
 """
