@@ -23,9 +23,18 @@ from objectives.reporting import Diverged, StopTraining
 from objectives.training import train
 from search.storage import open_storage
 from search.strategies import build_pruner
-from search.tracking import tracker_for
 
 log = logging.getLogger(__name__)
+_SERVER_SCHEMES = {"http", "https", "databricks"}
+
+
+def batch_seconds(tracking_uri: str) -> float:
+    """How often a worker sends a trial's buffered epochs to MLflow. A tracking server is
+    cheap to reach, so curves stay live (2 s). A store the worker would open itself (sqlite,
+    postgresql, a folder) costs each worker process ~0.65 s more (MLflow's SQLAlchemy store)
+    and, for SQLite, competes for its one writer: 30 s, so only trials longer than that open
+    it; shorter ones hand their epochs to the driver, which has the store open anyway."""
+    return 2.0 if tracking_uri.split(":", 1)[0].lower() in _SERVER_SCHEMES else 30.0
 
 
 @dataclass(frozen=True)
@@ -69,14 +78,15 @@ class TrialReporter:
     """Per epoch: accuracy to Optuna (for pruning) and metrics to MLflow.
 
     MLflow gets the buffered epochs in one batch every `flush_seconds` (one call per epoch
-    would cost more than a short epoch); what is still buffered at the end goes back to the
-    driver, which logs it in the same call as the trial's summary. A trial shorter than
-    `flush_seconds` thus never opens MLflow on the worker. If MLflow is unreachable the
-    epochs stay buffered and the next attempt waits `retry_seconds`. Without a run id (the
-    driver created the run during an outage) nothing is sent from here.
+    would cost more than a short epoch; `batch_seconds` gives the interval per store); what
+    is still buffered at the end goes back to the driver, which logs it in the same call as
+    the trial's summary. A trial shorter than `flush_seconds` thus never opens MLflow on the
+    worker. If MLflow is unreachable the epochs stay buffered and the next attempt waits
+    `retry_seconds`. Without a run id (the driver created the run during an outage) nothing
+    is sent from here.
     """
 
-    def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float = 2.0,
+    def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float,
                  retry_seconds: float = 10.0):
         self.trial = trial
         self.run_id = run_id
@@ -106,6 +116,10 @@ class TrialReporter:
         if not self.pending or not self.run_id or time.monotonic() < self.flushed_at:
             return
         self.flushed_at = time.monotonic()
+        # Imported here, not at the top: MLflow costs a worker process ~1 s to import, paid
+        # on its first trial, and a trial shorter than `flush_seconds` never needs it.
+        from search.tracking import tracker_for
+
         try:
             tracker_for(self.tracking_uri).log_epochs(self.run_id, self.pending)
         except Exception as err:
@@ -120,7 +134,8 @@ def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
     started = time.perf_counter()
     torch.set_num_threads(job.threads)
     study = _study(job.storage_url, job.study_name, json.dumps(job.pruner, sort_keys=True))
-    reporter = TrialReporter(optuna.trial.Trial(study, job.trial_id), job.run_id, job.tracking_uri)
+    reporter = TrialReporter(optuna.trial.Trial(study, job.trial_id), job.run_id, job.tracking_uri,
+                             flush_seconds=batch_seconds(job.tracking_uri))
     outcome = TrialOutcome(state="complete", node=node)
     training_started = time.perf_counter()
     try:
