@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,7 +53,6 @@ _STATES = {
 _RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}
 # How long a finishing launch keeps retrying MLflow writes held back by an outage.
 _DRAIN_SECONDS = 120.0
-_QUEUED_TRIALS = 1  # submitted beyond the W workers, so a freed worker never waits on the driver
 _UNSENT = "mlflow_unsent_writes"  # band study attribute: driver writes MLflow never got
 
 
@@ -141,6 +141,7 @@ class Launch:
         self.proxy: StorageProxy | None = None
         self.worker_storage_url = settings.storage_url  # the proxy's URL when there is one
         self.in_flight: dict[Any, Flight] = {}
+        self.ready: deque[Flight] = deque()  # prepared, not yet submitted
         self.baselines_started = False
         self.bands: list[BandRun] = []
         self.experiment_id = ""
@@ -279,6 +280,8 @@ class Launch:
                 ref = cluster.wait_one(list(self.in_flight), timeout=1.0)
                 if ref is not None:
                     flight = self.in_flight.pop(ref)
+                    if self.ready:  # the freed worker gets the prepared trial before anything else
+                        self._submit(self.ready.popleft())
                     outcome, error, lost = cluster.result(ref)
                     self._finish(flight, outcome, error, lost)
                     self._fill()
@@ -297,14 +300,16 @@ class Launch:
         return self.bands
 
     def _fill(self) -> bool:
-        """Keep W trials running and one more queued in Ray (asked, sampled, its MLflow run
-        open): Ray starts it the moment a worker frees up, with no round trip to the driver."""
-        while len(self.in_flight) < self.config.search.workers + _QUEUED_TRIALS:
-            flight = self._prepare_next()
+        """Submit trials until W are in flight, then prepare the next one (asked, sampled, its
+        MLflow run open), so a worker that frees up gets it without waiting on the driver."""
+        while len(self.in_flight) < self.config.search.workers:
+            flight = self.ready.popleft() if self.ready else self._prepare_next()
             if flight is None:
                 break
             self._submit(flight)
-        if len(self.in_flight) < self.config.search.workers and not self.baselines_started:
+        if not self.ready and (flight := self._prepare_next()) is not None:
+            self.ready.append(flight)
+        if not self.ready and len(self.in_flight) < self.config.search.workers and not self.baselines_started:
             self._start_baselines()
         return bool(self.in_flight)
 
@@ -435,13 +440,14 @@ class Launch:
             self.tracker.finish(run_id, "FAILED")
 
     def _abandon(self) -> None:
-        """Interrupted: cancel the trials in flight (running or queued) and fail them
-        (re-queued for the next launch)."""
+        """Interrupted: cancel trials in flight, fail them and the prepared ones (re-queued for
+        the next launch)."""
         cluster.cancel(list(self.in_flight))
-        for flight in self.in_flight.values():
+        for flight in [*self.in_flight.values(), *self.ready]:
             flight.band.counts["running"] -= 1
             self._fail(flight.band, flight.trial, flight.run_id, "lost", "the launch was interrupted")
         self.in_flight.clear()
+        self.ready.clear()
 
     def _close(self, interrupted: bool) -> None:
         for band in self.bands:

@@ -146,7 +146,7 @@ def test_trials_left_running_by_a_dead_driver_are_failed_and_retried(tmp_path, r
     first.connect()
     band = first.bands[0]
     # What a killed driver leaves behind: trials RUNNING in Optuna with their MLflow runs RUNNING,
-    # one submitted to Ray and one asked, its run open, not yet submitted.
+    # one submitted to Ray and one prepared for the next free worker.
     first._submit(first._prepare(band))
     (ref, submitted), = first.in_flight.items()
     cluster.cancel([ref])

@@ -9,7 +9,9 @@ runs below train identical trials, one after another in this one process tree:
 2. 1 worker: the same N trials through `Launch` (local Ray, the storage served by the
    driver's gRPC proxy, MLflow on sqlite or --tracking-uri): overhead per trial =
    (study loop wall time - bare time) / N, also as a share of a 10-second trial;
-3. 2 workers: the same again with two trials in flight; throughput ratio against 1 worker.
+3. 2 workers: the same again with two trials in flight; throughput ratio against 1 worker;
+4. the machine's own ceiling for that ratio: the bare loop in two processes at once (half
+   the trials each) against one process, with no Ray, Optuna or MLflow at all.
 
 Storage calls are counted at the storage behind the proxy (every process's calls pass
 there); MLflow calls are the driver's (counted on its client) plus the workers' metric
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import functools
+import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +77,25 @@ def bare(config, data, trials: int) -> list[float]:
         train(train_config, data, device="cpu")
         seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def _bare_share(config, data, trials: int, barrier) -> float:
+    one_epoch = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=1))
+    bare(one_epoch, data, 1)  # warm, like the one-process loop after its first round
+    barrier.wait()  # both processes start training together
+    started = time.perf_counter()
+    bare(config, data, trials)
+    return time.perf_counter() - started
+
+
+def bare_in_two_processes(config, data, trials: int) -> float:
+    """Wall time of `trials` bare trials split over two processes training at the same time."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        shares = [pool.apply_async(_bare_share, (config, data, half, barrier))
+                  for half in (trials // 2, trials - trials // 2)]
+        return max(share.get() for share in shares)
 
 
 def orchestrated(config, name: str, settings: Settings, mlflow_calls: collections.Counter) -> float:
@@ -135,9 +158,11 @@ def main() -> None:
                 calls, driver_mlflow = dict(storage_calls), dict(mlflow_calls)
                 batches = worker_batches(settings.tracking_uri, "w1-0")
             times["two"].append(orchestrated(two, f"w2-{index}", settings, collections.Counter()))
+            times["bare two processes"].append(bare_in_two_processes(one, data, n))
         ray.shutdown()
 
     bare_total, loop_one, loop_two = min(times["bare"]), min(times["one"]), min(times["two"])
+    bare_two = min(times["bare two processes"])
     overhead = (loop_one - bare_total) / n
     # The same window: each 1-worker run against the training time its own workers measured.
     in_run = min(loop - trained for loop, trained in zip(times["one"], times["one trained"])) / n
@@ -151,7 +176,8 @@ def main() -> None:
           f"per trial = {overhead / 10:.2%} of a 10 s trial")
     print(f"1 worker vs the training time inside its own workers (same window): {in_run * 1000:.0f} ms per "
           f"trial = {in_run / 10:.2%} of a 10 s trial")
-    print(f"2 workers: {loop_two:.2f} s -> throughput {loop_one / loop_two:.2f}x of 1 worker")
+    print(f"2 workers: {loop_two:.2f} s -> throughput {loop_one / loop_two:.2f}x of 1 worker; the machine's "
+          f"ceiling, bare loop in 2 processes: {bare_two:.2f} s -> {bare_total / bare_two:.2f}x of 1 process")
     print(f"per trial: storage writes {writes / n:.1f}, reads {reads / n:.1f} {calls}; "
           f"MLflow calls {(driver + batches) / n:.1f} (driver {driver / n:.1f} {driver_mlflow}, "
           f"worker metric batches {batches / n:.1f})")
