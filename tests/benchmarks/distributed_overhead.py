@@ -14,8 +14,8 @@ runs below train identical trials, one after another in this one process tree:
    the trials each) against one process, with no Ray, Optuna or MLflow at all.
 
 Storage calls are counted at the storage behind the proxy (every process's calls pass
-there); MLflow calls are the driver's (counted on its client) plus the workers' metric
-batches (distinct timestamps in each run's metric history).
+there); MLflow calls are the driver's (counted on its client); calls carrying epochs are
+counted as distinct timestamps in each run's metric history.
 """
 
 from __future__ import annotations
@@ -121,7 +121,9 @@ def in_worker_training(tracking_uri: str, study: str) -> float:
     return sum(r.data.metrics["train_seconds"] for r in _trial_runs(MlflowClient(tracking_uri), study))
 
 
-def worker_batches(tracking_uri: str, study: str) -> int:
+def epoch_batches(tracking_uri: str, study: str) -> int:
+    """Calls that carried epochs: distinct timestamps in each run's val_accuracy history
+    (the workers' batches, and the driver's end-of-trial call when it carried epochs)."""
     client = MlflowClient(tracking_uri)
     runs = _trial_runs(client, study)
     stamps = {(r.info.run_id, m.timestamp) for r in runs for m in client.get_metric_history(r.info.run_id, "val_accuracy")}
@@ -156,7 +158,7 @@ def main() -> None:
             times["one trained"].append(in_worker_training(settings.tracking_uri, f"w1-{index}"))
             if index == 0:
                 calls, driver_mlflow = dict(storage_calls), dict(mlflow_calls)
-                batches = worker_batches(settings.tracking_uri, "w1-0")
+                batches = epoch_batches(settings.tracking_uri, "w1-0")
             times["two"].append(orchestrated(two, f"w2-{index}", settings, collections.Counter()))
             times["bare two processes"].append(bare_in_two_processes(one, data, n))
         ray.shutdown()
@@ -179,8 +181,8 @@ def main() -> None:
     print(f"2 workers: {loop_two:.2f} s -> throughput {loop_one / loop_two:.2f}x of 1 worker; the machine's "
           f"ceiling, bare loop in 2 processes: {bare_two:.2f} s -> {bare_total / bare_two:.2f}x of 1 process")
     print(f"per trial: storage writes {writes / n:.1f}, reads {reads / n:.1f} {calls}; "
-          f"MLflow calls {(driver + batches) / n:.1f} (driver {driver / n:.1f} {driver_mlflow}, "
-          f"worker metric batches {batches / n:.1f})")
+          f"MLflow calls from the driver {driver / n:.1f} {driver_mlflow}; calls carrying epochs "
+          f"{batches / n:.1f} (the workers' own plus the driver's end-of-trial call when it carried them)")
 
 
 if __name__ == "__main__":
