@@ -6,6 +6,7 @@
   (d) Ray Tune with OptunaSearch and ASHA, same space and budget
 
     .venv/bin/python tests/benchmarks/search_efficiency.py [--seeds 3] [--trials 20] [--out docs/figures]
+        [--space spaces/reverberant_circular.yaml]
 
 Reports, per band (medians over seeds): best accuracy at the end and at (a)'s compute;
 compute (trial-epochs and CPU seconds) to reach the target, here the hand-picked table's
@@ -181,8 +182,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--out", default=str(ROOT / "docs" / "figures"))
+    parser.add_argument("--space", default=str(ROOT / "spaces" / "audio_angle.yaml"), help="the study's task and space")
     args = parser.parse_args()
-    base = load_config(ROOT / "spaces" / "audio_angle.yaml")
+    base = load_config(args.space)
     methods = ("bandsearch", "random", "hand-picked", "ray-tune")
     runs: dict[str, list[dict[str, list[Record]]]] = {m: [] for m in methods}
     overhead: dict[str, list[float]] = {"bandsearch": [], "ray-tune": []}
@@ -236,10 +238,11 @@ def report(base: StudyConfig, runs, overhead, out: Path, args) -> None:
         axis.legend(fontsize=8)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "search_efficiency.png")
+    figure = out / f"search_efficiency{'' if Path(args.space).stem == 'audio_angle' else '_' + Path(args.space).stem}.png"
+    fig.savefig(figure)
     print(f"\norchestration overhead per trial (worker-seconds not training), median over seeds: "
           f"bandsearch {median(overhead['bandsearch']):.3f} s, ray tune {median(overhead['ray-tune']):.3f} s")
-    print(f"figure: {out / 'search_efficiency.png'}")
+    print(f"figure: {figure}")
 
 
 if __name__ == "__main__":
