@@ -54,7 +54,7 @@ def test_epochs_of_a_trial_shorter_than_the_interval_stay_for_the_driver(run) ->
     assert _epochs(tracker, run_id) == []
 
 
-def test_epochs_past_the_interval_are_sent_in_one_batch(run) -> None:
+def test_epochs_past_the_interval_are_sent_by_the_worker(run) -> None:
     tracker, run_id = run
     reporter = _reporter(tracker, run_id, flush_seconds=0.0)
     for epoch in (1, 2):

@@ -238,7 +238,8 @@ def report(base: StudyConfig, runs, overhead, out: Path, args) -> None:
         axis.legend(fontsize=8)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
-    figure = out / f"search_efficiency{'' if Path(args.space).stem == 'audio_angle' else '_' + Path(args.space).stem}.png"
+    stem = Path(args.space).stem
+    figure = out / ("search_efficiency.png" if stem == "audio_angle" else f"search_efficiency_{stem}.png")
     fig.savefig(figure)
     print(f"\norchestration overhead per trial (worker-seconds not training), median over seeds: "
           f"bandsearch {median(overhead['bandsearch']):.3f} s, ray tune {median(overhead['ray-tune']):.3f} s")
