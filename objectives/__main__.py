@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from objectives.config import Band, TaskConfig, TrainConfig
-from objectives.dataset import load_or_generate
-from objectives.training import train
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import load_or_generate
+from objectives.train.config import TrainConfig
+from objectives.train.loop import train
 
 
 class _PrintReporter:

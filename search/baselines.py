@@ -12,8 +12,8 @@ from typing import Any
 import optuna
 from rich.table import Table
 
-from objectives import baselines
-from objectives.config import Band, TaskConfig
+from objectives.task import baselines
+from objectives.task.config import Band, TaskConfig
 from search import cluster
 from search.errors import BandsearchError
 from search.storage import band_studies, mask, open_storage

@@ -9,8 +9,20 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
-from search.commands import (baselines, data, export, launch, lr_find, lr_table, report, status, studies, submit,
-                             train, ui)
+from search.commands import (
+    baselines,
+    data,
+    export,
+    launch,
+    lr_find,
+    lr_table,
+    report,
+    status,
+    studies,
+    submit,
+    train,
+    ui,
+)
 from search.errors import BandsearchError
 
 COMMANDS = (launch, submit, status, studies, lr_find, lr_table, report, export, train, baselines, data, ui)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.job_submission import JobStatus, JobSubmissionClient
 from ray.exceptions import GetTimeoutError, RayError, RayTaskError
+from ray.job_submission import JobStatus, JobSubmissionClient
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from objectives.config import Band, TaskConfig
-from objectives.dataset import BandDataset, load_or_generate
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import BandDataset, load_or_generate
 from search.errors import BandsearchError
 from search.worker import TrialJob, TrialOutcome, run_trial
 

@@ -13,11 +13,17 @@ from typing import Any
 
 import yaml
 
-from objectives.baselines import BaselineSettings
-from objectives.config import Band, InvalidConfig, ModelConfig, TaskConfig, TrainConfig
-from objectives.lr_finder import RangeTestSettings
-from objectives.recordings import RecordingsError, index_folder, task_for_folder
-from objectives.sources import SOURCES
+from objectives.errors import InvalidConfig
+from objectives.task.baselines import BaselineSettings
+from objectives.task.config import Band, TaskConfig
+from objectives.task.sources import SOURCES
+from objectives.task.sources.recordings import (
+    RecordingsError,
+    index_folder,
+    task_for_folder,
+)
+from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.lr_finder import RangeTestSettings
 from search import strategies
 from search.errors import BandsearchError
 from search.space import Space, parse_space

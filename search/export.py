@@ -2,8 +2,8 @@
 
     from search.export import load_best_config
     best = load_best_config("best.yaml", band="1000")
-    data = objectives.dataset.load_or_generate(best.task, best.band, cache_dir=None)
-    result = objectives.training.train(best.train, data)
+    data = objectives.task.dataset.load_or_generate(best.task, best.band, cache_dir=None)
+    result = objectives.train.loop.train(best.train, data)
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import optuna
 import yaml
 
-from objectives.config import Band, TaskConfig, TrainConfig, task_from_dict, train_from_dict
+from objectives.task.config import Band, TaskConfig, task_from_dict
+from objectives.train.config import TrainConfig, train_from_dict
 from search.errors import BandsearchError
 from search.storage import band_studies, mask, open_storage, run_id_of, study_attrs
 

@@ -21,9 +21,10 @@ from typing import Any
 
 import optuna
 
-from objectives.config import ModelConfig, to_dict
-from objectives.dataset import BandDataset
-from objectives.lr_finder import SUGGESTIONS, RangeTestSettings, band_range_test
+from objectives.plain import to_dict
+from objectives.task.dataset import BandDataset
+from objectives.train.config import ModelConfig
+from objectives.train.lr_finder import SUGGESTIONS, RangeTestSettings, band_range_test
 from search import cluster, figures
 from search.config import StudyConfig
 from search.settings import Settings

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 from rich.table import Table
 
-from objectives.optimizers import OPTIMIZERS
+from objectives.train.optim import OPTIMIZERS
 from search import figures
 from search.errors import BandsearchError
 from search.lr_finder import data_key, stored_results

@@ -23,15 +23,24 @@ from typing import Any, Protocol
 import optuna
 from optuna.trial import TrialState
 
-from objectives.config import InvalidConfig, to_dict
+from objectives.errors import InvalidConfig
+from objectives.plain import to_dict
 from search import baselines, cluster, reach
 from search.config import BandPlan, StudyConfig
 from search.errors import BandsearchError
 from search.lr_finder import LrFinder
 from search.lr_tables import finder_table, log_tables, study_table
-from search.settings import Settings
 from search.proxy import StorageProxy
-from search.storage import ATTR, band_study_name, link_run, mask, open_storage, run_id_of, study_attrs
+from search.settings import Settings
+from search.storage import (
+    ATTR,
+    band_study_name,
+    link_run,
+    mask,
+    open_storage,
+    run_id_of,
+    study_attrs,
+)
 from search.strategies import build_pruner, build_sampler
 from search.tracking import Outbox, Tracker
 from search.worker import TrialJob, TrialOutcome

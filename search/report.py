@@ -20,10 +20,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from objectives.config import Band, task_from_dict, train_from_dict
-from objectives.dataset import BandDataset
-from objectives.optimizers import OPTIMIZERS
-from objectives.training import train
+from objectives.task.config import Band, task_from_dict
+from objectives.task.dataset import BandDataset
+from objectives.train.config import train_from_dict
+from objectives.train.loop import train
+from objectives.train.optim import OPTIMIZERS
 from search import cluster, figures
 from search.errors import BandsearchError
 from search.lr_tables import finder_table, study_table

@@ -9,7 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.storage import check_proxy_backend, default_proxy_backend, default_storage_url
+from search.storage import (
+    check_proxy_backend,
+    default_proxy_backend,
+    default_storage_url,
+)
 from search.tracking import default_tracking_uri
 
 DEFAULT_RUN_DIR = "bandsearch-runs"

@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 import optuna
 
-from objectives.config import InvalidConfig
-from objectives.hyperparameters import INTEGERS, check_hyperparameter
-from objectives.optimizers import OPTIMIZERS
-from objectives.schedules import SCHEDULES
+from objectives.errors import InvalidConfig
+from objectives.train.optim import OPTIMIZERS
+from objectives.train.optim.hyperparameters import INTEGERS, check_hyperparameter
+from objectives.train.optim.schedules import SCHEDULES
 
 # Keys sampled for every trial (optimizer branches may override them), and the integer ones.
 COMMON_KEYS = ("lr", "batch_size", "warmup_epochs", "clip_norm", "lr_reference_batch",

@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-from objectives.config import InvalidConfig
+from objectives.errors import InvalidConfig
 
 Entry = tuple[type, dict[str, Any]]
 

@@ -17,10 +17,10 @@ from typing import Any
 import optuna
 import torch
 
-from objectives.config import train_from_dict
-from objectives.dataset import BandDataset
-from objectives.reporting import Diverged, StopTraining
-from objectives.training import train
+from objectives.task.dataset import BandDataset
+from objectives.train.config import train_from_dict
+from objectives.train.loop import train
+from objectives.train.reporter import Diverged, StopTraining
 from search.storage import open_storage
 from search.strategies import build_pruner
 

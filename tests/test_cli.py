@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import tiny_config, write_yaml
 
 pytestmark = pytest.mark.timeout(300)

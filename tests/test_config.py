@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_config, write_yaml
+
 from search.config import load_config
 from search.errors import BandsearchError
 
@@ -132,8 +132,8 @@ def test_numeric_strings_from_yaml_1_1_are_accepted(tmp_path: Path) -> None:
 
 
 def test_a_folder_source_brings_its_array_and_counts(tmp_path: Path) -> None:
-    from objectives.config import TaskConfig
-    from objectives.folders import write_synthetic
+    from objectives.task.config import TaskConfig
+    from objectives.task.sources.folder_writer import write_synthetic
 
     write_synthetic(TaskConfig(clip_samples=2048), tmp_path / "recs", (4, 2), 0.5)
     task = {"clip_samples": 2048, "sources": [{"kind": "folder", "path": "recs"}]}  # relative to the YAML

@@ -6,8 +6,6 @@ mid-study, eight workers on one storage). Every launch runs `bandsearch` in a fr
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import json
 import os
 import signal
@@ -15,16 +13,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-
 from conftest import tiny_config, write_yaml
+from optuna.trial import TrialState
+from services import MlflowServer, RayNodes, env, free_port
+
 from search.errors import BandsearchError
 from search.storage import open_storage, run_id_of
-from services import MlflowServer, RayNodes, env, free_port
 
 HERE = Path(__file__).parent
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]

@@ -8,14 +8,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from objectives.config import ModelConfig, TrainConfig
-from objectives.dynamics import Dynamics
-from objectives.flat import FlatParameters
-from objectives.model import build_model
-from objectives.optimizers import OPTIMIZERS
-from objectives.training import train
 from test_optimizers import small_problem
+
+from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.dynamics import Dynamics
+from objectives.train.flat import FlatParameters
+from objectives.train.loop import train
+from objectives.train.model import build_model
+from objectives.train.optim import OPTIMIZERS
 
 HIDDEN = 16
 

@@ -11,14 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import browser
 import optuna
 import pytest
+from conftest import tiny_config
 from optuna.trial import TrialState
 
-import browser
-from conftest import tiny_config
-from objectives.dataset import load_or_generate
-from objectives.training import train
+from objectives.task.dataset import load_or_generate
+from objectives.train.loop import train
 from search import cluster
 from search.config import parse_config
 from search.export import best_configs, load_best_config, write_export

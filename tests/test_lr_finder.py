@@ -7,10 +7,16 @@ import math
 import pytest
 import torch
 
-from objectives.config import Band, ModelConfig, TaskConfig
-from objectives.dataset import generate
-from objectives.lr_finder import SUGGESTIONS, RangeTestSettings, band_range_test, range_test
-from objectives.optimizers import OPTIMIZERS
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import generate
+from objectives.train.config import ModelConfig
+from objectives.train.lr_finder import (
+    SUGGESTIONS,
+    RangeTestSettings,
+    band_range_test,
+    range_test,
+)
+from objectives.train.optim import OPTIMIZERS
 
 
 def _noisy_quadratic(curvature: float, seed: int = 0):
@@ -84,9 +90,9 @@ def test_every_optimizer_in_the_table_runs_on_the_angle_task(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in OPTIMIZERS.items() if spec.hooked))
 def test_hooked_optimizers_are_restored_after_the_test(name: str) -> None:
-    from objectives.model import build_model
-    from objectives.optimizers import build_optimizer
-    from objectives.passes import GradientPasses
+    from objectives.train.model import build_model
+    from objectives.train.optim import build_optimizer
+    from objectives.train.passes import GradientPasses
 
     task = TaskConfig(n_train=300, n_val=100, clip_samples=2048)
     data = generate(task, Band("b", 1000.0, 300.0))

@@ -8,16 +8,18 @@ import sys
 
 import pytest
 import torch
-
 from conftest import deterministic
-from objectives.config import SPEED_OF_SOUND, ArrayConfig, Band, TaskConfig, TrainConfig
-from objectives.dataset import cache_key, generate, load_or_generate
-from objectives.features import BandFeatures, band_bins
-from objectives.geometry import plane_wave_delays
-from objectives.reporting import Diverged, StopTraining
-from objectives.schedules import warmup_cosine
-from objectives.synthesis import synthesize
-from objectives.training import train
+
+from objectives.task.array import SPEED_OF_SOUND, ArrayConfig
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import cache_key, generate, load_or_generate
+from objectives.task.features import BandFeatures, band_bins
+from objectives.task.geometry import plane_wave_delays
+from objectives.task.synthesis import synthesize
+from objectives.train.config import TrainConfig
+from objectives.train.loop import train
+from objectives.train.optim.schedules import warmup_cosine
+from objectives.train.reporter import Diverged, StopTraining
 
 SMALL = TaskConfig(n_train=600, n_val=300, clip_samples=2048)
 
@@ -134,8 +136,8 @@ def test_warmup_then_cosine() -> None:
 
 def test_objectives_never_import_the_search_stack() -> None:
     code = (
-        "import sys, objectives.training, objectives.dataset, objectives.optimizers, objectives.rooms\n"
-        "import objectives.recordings, objectives.baselines, objectives.folders\n"
+        "import sys, objectives.train.loop, objectives.task.dataset, objectives.train.optim, objectives.task.sources.rooms\n"
+        "import objectives.task.sources.recordings, objectives.task.baselines, objectives.task.sources.folder_writer\n"
         "bad = [m for m in ('optuna', 'ray', 'mlflow', 'search') if m in sys.modules]\n"
         "assert not bad, bad"
     )

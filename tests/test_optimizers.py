@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import deterministic
-from objectives.config import InvalidConfig, ModelConfig, TrainConfig
-from objectives.dataset import BandDataset
-from objectives.optimizers import OPTIMIZERS, resolve_hyperparameters
-from objectives.training import train
+
+from objectives.errors import InvalidConfig
+from objectives.task.dataset import BandDataset
+from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.loop import train
+from objectives.train.optim import OPTIMIZERS, resolve_hyperparameters
 
 
 def small_problem(n_train: int = 512, n_features: int = 12, n_classes: int = 4) -> BandDataset:

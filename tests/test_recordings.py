@@ -11,12 +11,18 @@ import pytest
 import soundfile
 import torch
 
-from objectives.config import Band, TaskConfig, TrainConfig
-from objectives.dataset import generate
-from objectives.folders import summarize, write_synthetic
-from objectives.recordings import RecordingsError, index_folder, read_array, task_for_folder
-from objectives.sources import Folder
-from objectives.training import train
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import generate
+from objectives.task.sources import Folder
+from objectives.task.sources.folder_writer import summarize, write_synthetic
+from objectives.task.sources.recordings import (
+    RecordingsError,
+    index_folder,
+    read_array,
+    task_for_folder,
+)
+from objectives.train.config import TrainConfig
+from objectives.train.loop import train
 
 TASK = TaskConfig(clip_samples=1024, n_fft=256)
 BANDS = [Band("1000", 1000.0, 300.0), Band("3000", 3000.0, 900.0)]

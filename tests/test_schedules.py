@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from objectives.config import InvalidConfig, ModelConfig, TrainConfig
-from objectives.schedules import SCHEDULES, batch_lr_factor, ramp_batch_size, warmup_then
-from objectives.switch import AdamThenSGD
-from objectives.training import train
 from test_optimizers import small_problem
+
+from objectives.errors import InvalidConfig
+from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.loop import train
+from objectives.train.optim.adam_sgd import AdamSGD
+from objectives.train.optim.schedules import (
+    SCHEDULES,
+    batch_lr_factor,
+    ramp_batch_size,
+    warmup_then,
+)
 
 
 def _rate(name: str, start: float, **h) -> float:
@@ -88,7 +94,7 @@ def test_switch_hands_sgd_the_step_length_adam_was_taking() -> None:
     x, y = torch.randn(256, 8), torch.randn(256)
     model = torch.nn.Linear(8, 1)
     params = list(model.parameters())
-    optimizer, hooks = AdamThenSGD(params, 0.01, switch_epoch=3, betas=(0.9, 0.999), momentum=0.9,
+    optimizer, hooks = AdamSGD(params, 0.01, switch_epoch=3, betas=(0.9, 0.999), momentum=0.9,
                                    weight_decay=0.0), _Hooks()
     moved, pushed = 0.0, 0.0
     for step in range(40):  # 10 steps per epoch; epoch 2 is Adam's last

@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import tiny_config, write_yaml
+from services import env, free_port
+
 from search.config import load_config
 from search.errors import BandsearchError
 from search.proxy import parse_bind
 from search.reach import endpoint, local_path, probe, verdict
 from search.settings import Settings
 from search.storage import mask
-from services import env, free_port
 
 pytestmark = pytest.mark.timeout(120)
 

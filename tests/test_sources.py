@@ -8,12 +8,14 @@ import math
 import pytest
 import torch
 
-from objectives.baselines import BaselineSettings, score
-from objectives.config import ArrayConfig, Band, InvalidConfig, TaskConfig
-from objectives.dataset import cache_key, generate, split_clips
-from objectives.geometry import angle_error_deg, class_error_deg, plane_wave_delays
-from objectives.rooms import bank_key, load_or_build_bank
-from objectives.sources import FreeField, Reverberant, split_counts
+from objectives.errors import InvalidConfig
+from objectives.task.array import ArrayConfig
+from objectives.task.baselines import BaselineSettings, score
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import cache_key, generate, split_clips
+from objectives.task.geometry import angle_error_deg, class_error_deg, plane_wave_delays
+from objectives.task.sources import FreeField, Reverberant, split_counts
+from objectives.task.sources.rooms import bank_key, load_or_build_bank
 
 # Small rooms with short tails: a bank of 3 rooms simulates in about a second.
 ROOMS = Reverberant(rt60_s=(0.15, 0.25), distance_m=(0.8, 1.2), room_m=(3.5, 4.5), n_rooms=3, held_out_rooms=1,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import optuna
 import pytest
-
 from conftest import tiny_config
-from objectives.config import InvalidConfig, TrainConfig
+
+from objectives.errors import InvalidConfig
+from objectives.train.config import TrainConfig
 from search.config import parse_config
 from search.space import Choice, Fixed, Range, parse_space
 

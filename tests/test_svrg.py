@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from objectives.passes import GradientPasses
-from objectives.svrg import SVRG
+from objectives.train.optim.svrg import SVRG
+from objectives.train.passes import GradientPasses
 
 LAMBDA = 0.1  # L2 strength: strongly convex with a modest condition number
 

@@ -7,10 +7,10 @@ import sys
 
 import optuna
 import pytest
+from services import env
 
 from search.tracking import Tracker
 from search.worker import TrialReporter, batch_seconds
-from services import env
 
 
 def test_importing_the_worker_does_not_load_mlflow() -> None:

@@ -8,8 +8,8 @@ import dataclasses
 from rich.console import Console
 from rich.progress import Progress
 
-from objectives.dataset import load_or_generate
-from objectives.training import train
+from objectives.task.dataset import load_or_generate
+from objectives.train.loop import train
 from search.commands import add_location_options, settings_from
 from search.export import load_best_config
 

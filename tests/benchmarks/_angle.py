@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from objectives.config import TrainConfig
-from objectives.dataset import BandDataset, load_or_generate
-from objectives.training import TrainResult, train
+from objectives.task.dataset import BandDataset, load_or_generate
+from objectives.train.config import TrainConfig
+from objectives.train.loop import TrainResult, train
 from search.config import load_config
 
 ROOT = Path(__file__).parents[2]

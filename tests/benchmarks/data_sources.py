@@ -22,13 +22,14 @@ from pathlib import Path
 
 import torch
 
-from objectives.config import Band, TrainConfig
-from objectives.dataset import generate
-from objectives.folders import write_synthetic
-from objectives.recordings import index_folder, task_for_folder
-from objectives.rooms import build_bank
-from objectives.sources import Folder
-from objectives.training import train
+from objectives.task.config import Band
+from objectives.task.dataset import generate
+from objectives.task.sources import Folder
+from objectives.task.sources.folder_writer import write_synthetic
+from objectives.task.sources.recordings import index_folder, task_for_folder
+from objectives.task.sources.rooms import build_bank
+from objectives.train.config import TrainConfig
+from objectives.train.loop import train
 from search.config import load_config
 from search.orchestrator import Launch, summarize
 from search.settings import Settings

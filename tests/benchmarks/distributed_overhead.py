@@ -5,7 +5,7 @@
 Every trial is the same fixed configuration (Adam, constant lr and batch), so the three
 runs below train identical trials, one after another in this one process tree:
 
-1. bare: `objectives.training.train` N times in this process, no Optuna, Ray or MLflow;
+1. bare: `objectives.train.loop.train` N times in this process, no Optuna, Ray or MLflow;
 2. 1 worker: the same N trials through `Launch` (local Ray, the storage served by the
    driver's gRPC proxy, MLflow on sqlite or --tracking-uri): overhead per trial =
    (study loop wall time - bare time) / N, also as a share of a 10-second trial;
@@ -33,8 +33,8 @@ import ray
 import torch
 from mlflow.tracking import MlflowClient
 
-from objectives.dataset import load_or_generate
-from objectives.training import train
+from objectives.task.dataset import load_or_generate
+from objectives.train.loop import train
 from search.config import parse_config
 from search.orchestrator import Launch
 from search.settings import Settings

@@ -18,8 +18,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import replace
 
-from objectives.config import TrainConfig
 import _angle
+
+from objectives.train.config import TrainConfig
 
 EVERY = (TrainConfig.dynamics_every, 1)  # the default sampling, then every step
 CONFIGS = {

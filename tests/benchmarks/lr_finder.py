@@ -21,10 +21,10 @@ from pathlib import Path
 import ray
 import torch
 
-from objectives.config import TrainConfig
-from objectives.dataset import load_or_generate
-from objectives.lr_finder import band_range_test
-from objectives.training import train
+from objectives.task.dataset import load_or_generate
+from objectives.train.config import TrainConfig
+from objectives.train.loop import train
+from objectives.train.lr_finder import band_range_test
 from search.config import load_config
 from search.orchestrator import launch
 from search.settings import Settings

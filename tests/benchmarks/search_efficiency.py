@@ -32,10 +32,10 @@ import ray  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from objectives.config import TrainConfig  # noqa: E402
-from objectives.dataset import load_or_generate  # noqa: E402
-from objectives.optimizers import OPTIMIZERS  # noqa: E402
-from objectives.training import train  # noqa: E402
+from objectives.task.dataset import load_or_generate  # noqa: E402
+from objectives.train.config import TrainConfig  # noqa: E402
+from objectives.train.loop import train  # noqa: E402
+from objectives.train.optim import OPTIMIZERS  # noqa: E402
 from search.config import StudyConfig, load_config  # noqa: E402
 from search.orchestrator import Launch  # noqa: E402
 from search.settings import Settings  # noqa: E402

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from objectives.config import InvalidConfig, ModelConfig
-from objectives.dataset import BandDataset
-from objectives.model import build_model
-from objectives.optimizers import build_optimizer, optimizer_spec
-from objectives.passes import GradientPasses
+from objectives.errors import InvalidConfig
+from objectives.task.dataset import BandDataset
+from objectives.train.config import ModelConfig
+from objectives.train.model import build_model
+from objectives.train.optim import build_optimizer, optimizer_spec
+from objectives.train.passes import GradientPasses
 
 
 @dataclass(frozen=True)

@@ -9,16 +9,22 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from objectives.config import TrainConfig
-from objectives.dataset import BandDataset
-from objectives.dynamics import FORWARD, Dynamics, NoDynamics
-from objectives.flat import FlatParameters
-from objectives.geometry import class_error_deg
-from objectives.model import build_model
-from objectives.optimizers import build_optimizer, optimizer_spec
-from objectives.passes import GradientPasses
-from objectives.reporting import Diverged, NullReporter, Reporter
-from objectives.schedules import batch_lr_factor, ramp_batch_size, resolve_schedule, schedule_spec, warmup_then
+from objectives.task.dataset import BandDataset
+from objectives.task.geometry import class_error_deg
+from objectives.train.config import TrainConfig
+from objectives.train.dynamics import FORWARD, Dynamics, NoDynamics
+from objectives.train.flat import FlatParameters
+from objectives.train.model import build_model
+from objectives.train.optim import build_optimizer, optimizer_spec
+from objectives.train.optim.schedules import (
+    batch_lr_factor,
+    ramp_batch_size,
+    resolve_schedule,
+    schedule_spec,
+    warmup_then,
+)
+from objectives.train.passes import GradientPasses
+from objectives.train.reporter import Diverged, NullReporter, Reporter
 
 _EVAL_CHUNK = 4096  # validation clips per forward pass
 

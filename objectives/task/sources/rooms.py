@@ -20,16 +20,30 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from objectives.config import SPEED_OF_SOUND, Band, TaskConfig, to_dict
-from objectives.sources import CHUNK, WALL_M, Reverberant
-from objectives.geometry import angle_labels
-from objectives.synthesis import Clips, add_sensor_noise, draw_snr, in_band, unit_power
+from objectives.plain import to_dict
+from objectives.task.array import SPEED_OF_SOUND
+from objectives.task.geometry import angle_labels
+from objectives.task.sources.base import CHUNK
+from objectives.task.synthesis import (
+    Clips,
+    add_sensor_noise,
+    draw_snr,
+    in_band,
+    unit_power,
+)
+
+if TYPE_CHECKING:
+    from objectives.task.config import Band, TaskConfig
+    from objectives.task.sources.reverberant import Reverberant
 
 log = logging.getLogger(__name__)
+
+WALL_M = 0.3  # closest a source may come to a wall
 
 BANK_VERSION = 2  # bump when the simulation changes in a way the parameters do not capture
 _HEIGHT_M = (2.5, 3.5)  # ceiling heights of ordinary rooms

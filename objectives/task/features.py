@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torchaudio
 
-from objectives.config import Band, TaskConfig
+from objectives.task.config import Band, TaskConfig
 
 
 def band_bins(task: TaskConfig, band: Band) -> torch.Tensor:

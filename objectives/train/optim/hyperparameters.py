@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from objectives.config import InvalidConfig
+from objectives.errors import InvalidConfig
 
 Check = Callable[[Any, "int | None"], None]
 

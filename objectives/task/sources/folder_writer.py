@@ -1,5 +1,5 @@
 """The recordings folder format by example: write a synthetic dataset as a folder that
-`objectives/recordings.py` reads, and summarise per band what a folder holds."""
+`objectives/task/sources/recordings.py` reads, and summarise per band what a folder holds."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import soundfile
 import torch
 
-from objectives.config import Band, TaskConfig
-from objectives.dataset import split_clips
-from objectives.geometry import angle_labels
-from objectives.recordings import FolderIndex, band_pass, read_segment
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import split_clips
+from objectives.task.geometry import angle_labels
+from objectives.task.sources.recordings import FolderIndex, band_pass, read_segment
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from objectives.config import SPEED_OF_SOUND, ArrayConfig, TaskConfig
+from objectives.task.array import SPEED_OF_SOUND, ArrayConfig
+
+if TYPE_CHECKING:
+    from objectives.task.config import TaskConfig
 
 
 def mic_positions(array: ArrayConfig) -> torch.Tensor:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from objectives.passes import StepHooks
+from objectives.train.passes import StepHooks
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
-class AdamThenSGD:
+class AdamSGD:
     """One parameter group; the loop writes the scheduled rate into `param_groups[0]['lr']`."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, switch_epoch: int,

@@ -11,7 +11,7 @@ noise floor. Cost: two gradient evaluations per step plus one full pass per oute
 (three per sample per epoch with a snapshot every epoch).
 
 The gradients it needs beyond `.grad` come from the training loop's hooks (see
-objectives/passes.py for how BatchNorm and dropout are kept consistent between them).
+objectives/train/passes.py for how BatchNorm and dropout are kept consistent between them).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import torch
 
-from objectives.passes import StepHooks
+from objectives.train.passes import StepHooks
 
 
 class SVRG(torch.optim.Optimizer):

@@ -5,7 +5,7 @@ Wall time is split into forward, backward and update every step (the update excl
 SVRG's full-gradient passes, which are timed per pass); on CUDA each phase boundary
 synchronises. The vector measurements run on one step in `every` (`training.dynamics_every`,
 default 4; 1 measures every step exactly), on the flat gradient g and weights theta
-(objectives/flat.py) with a handful of vector operations and no per-parameter loop:
+(objectives/train/flat.py) with a handful of vector operations and no per-parameter loop:
 
 - step t with (t + 1) % every == 0 keeps g (a copy) and ||g||^2: the pair's first half;
 - step t with t % every == 0 measures ||g||^2, g . g_prev (when step t - 1 was kept), and
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from objectives.flat import FlatParameters
+from objectives.train.flat import FlatParameters
 
 FORWARD, BACKWARD, UPDATE = range(3)
 _PHASES = ("forward", "backward", "update")

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from objectives.config import Band, TaskConfig, to_dict
-from objectives.features import BandFeatures
-from objectives.sources import source_clips
-from objectives.synthesis import Clips
+from objectives.plain import to_dict
+from objectives.task.config import Band, TaskConfig
+from objectives.task.features import BandFeatures
+from objectives.task.sources import source_clips
+from objectives.task.synthesis import Clips
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from objectives.config import InvalidConfig
-from objectives.hyperparameters import resolve
+from objectives.errors import InvalidConfig
+from objectives.train.optim.hyperparameters import resolve
 
 # (epochs since the warmup ended, epochs left to decay over after warmup, hyperparameters) -> factor
 Decay = Callable[[float, float, Mapping[str, Any]], float]

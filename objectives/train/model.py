@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from objectives.config import ModelConfig
+from objectives.train.config import ModelConfig
 
 
 def build_model(n_features: int, n_classes: int, config: ModelConfig) -> nn.Module:

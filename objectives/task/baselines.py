@@ -12,10 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from objectives.config import SPEED_OF_SOUND, Band, InvalidConfig, TaskConfig
-from objectives.dataset import split_clips
-from objectives.features import band_bins
-from objectives.geometry import angle_classes, angle_labels, class_error_deg, mic_positions
+from objectives.errors import InvalidConfig
+from objectives.task.array import SPEED_OF_SOUND
+from objectives.task.config import Band, TaskConfig
+from objectives.task.dataset import split_clips
+from objectives.task.features import band_bins
+from objectives.task.geometry import (
+    angle_classes,
+    angle_labels,
+    class_error_deg,
+    mic_positions,
+)
 
 # Method name in the YAML and in metric keys -> pyroomacoustics.doa algorithm.
 METHODS = {"music": "MUSIC", "srp_phat": "SRP"}

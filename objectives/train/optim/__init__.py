@@ -3,7 +3,7 @@
 Adding a torch optimizer is one `OPTIMIZERS` entry (plus a choice in a space YAML); the
 contract tests in tests/test_optimizers.py pick it up automatically. An optimizer that needs
 more from the training loop than `.grad` (SVRG's extra gradients, the switch's epoch) says
-`hooked=True`: the loop then calls `step(hooks)` with the StepHooks of objectives/passes.py
+`hooked=True`: the loop then calls `step(hooks)` with the StepHooks of objectives/train/passes.py
 and leaves gradient clipping to it, since only it knows which gradient it applies.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from objectives.config import InvalidConfig
-from objectives.hyperparameters import resolve
-from objectives.svrg import SVRG
-from objectives.switch import AdamThenSGD
+from objectives.errors import InvalidConfig
+from objectives.train.optim.adam_sgd import AdamSGD
+from objectives.train.optim.hyperparameters import resolve
+from objectives.train.optim.svrg import SVRG
 
 Build = Callable[[Iterable[torch.nn.Parameter], float, Mapping[str, Any]], Any]
 
@@ -70,15 +70,15 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         # A snapshot per epoch: the paper's m = 2n/batch for convex problems is ~2 epochs;
         # one epoch keeps the snapshot closer on non-convex networks.
         {"interval": "epoch", "weight_decay": 0.0},
-        "SVRG, variance-reduced SGD (objectives/svrg.py)",
+        "SVRG, variance-reduced SGD (objectives/train/optim/svrg.py)",
         hooked=True,
     ),
     "adam_sgd": OptimizerSpec(
-        lambda p, lr, h: AdamThenSGD(p, lr, switch_epoch=h["switch_epoch"], betas=_betas(h),
+        lambda p, lr, h: AdamSGD(p, lr, switch_epoch=h["switch_epoch"], betas=_betas(h),
                                      momentum=h["momentum"], weight_decay=h["weight_decay"]),
         # Switch at half of the default 10 epochs.
         {"switch_epoch": 5, "beta1": 0.9, "beta2": 0.999, "momentum": 0.9, "weight_decay": 0.0},
-        "Adam, then SGD with momentum from switch_epoch (objectives/switch.py)",
+        "Adam, then SGD with momentum from switch_epoch (objectives/train/optim/adam_sgd.py)",
         hooked=True,
     ),
 }

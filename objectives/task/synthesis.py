@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from objectives.config import Band, TaskConfig
-from objectives.geometry import angle_labels, plane_wave_delays
+from objectives.task.geometry import angle_labels, plane_wave_delays
+
+if TYPE_CHECKING:
+    from objectives.task.config import Band, TaskConfig
 
 
 @dataclass(frozen=True)

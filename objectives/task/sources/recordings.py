@@ -27,14 +27,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import soundfile
 import torch
 import torchaudio
 
-from objectives.config import ArrayConfig, Band, TaskConfig
-from objectives.geometry import angle_labels
-from objectives.synthesis import Clips
+from objectives.task.array import ArrayConfig
+from objectives.task.geometry import angle_labels
+from objectives.task.synthesis import Clips
+
+if TYPE_CHECKING:
+    from objectives.task.config import Band, TaskConfig
 
 SPLIT_NAMES = ("train", "val")  # the dataset's two splits; "val" is the test set the baselines share
 _REQUIRED = ("file", "azimuth_deg")

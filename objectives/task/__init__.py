@@ -1,0 +1,1 @@
+"""The data half: bands, array geometry, sources of clips, features, datasets, baselines."""

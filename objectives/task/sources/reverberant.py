@@ -1,0 +1,58 @@
+"""The reverberant source: shoebox rooms, a cached bank of impulse responses convolved with
+fresh sources; validation sees held-out rooms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from objectives.errors import InvalidConfig
+from objectives.task.sources.base import check_range, check_share
+from objectives.task.sources.rooms import WALL_M, load_or_build_bank, reverberant_clips
+from objectives.task.synthesis import Clips
+
+if TYPE_CHECKING:
+    from objectives.task.config import Band, TaskConfig
+
+
+@dataclass(frozen=True)
+class Reverberant:
+    """Shoebox rooms simulated with pyroomacoustics: a cached bank of impulse responses,
+    convolved with fresh source signals (objectives/task/sources/rooms.py). Validation uses held-out rooms."""
+
+    kind: str = field(default="reverberant", init=False)
+    share: float = 1.0
+    # Living rooms and offices: RT60 0.2-0.45 s. Simulation time grows with the cube of the
+    # RT60 (image-source order): the default bank takes about a minute, once, then is cached.
+    rt60_s: tuple[float, float] = (0.2, 0.45)
+    # Beyond about 1 m the source is far-field for a 10 cm array; 2 m fits the smallest room.
+    distance_m: tuple[float, float] = (1.0, 2.0)
+    room_m: tuple[float, float] = (5.0, 8.0)  # length and width drawn here; height 2.5-3.5 m
+    n_rooms: int = 10
+    held_out_rooms: int = 2  # rooms only the validation (test) set sees
+    positions_per_room: int = 12  # source positions simulated per room, spread over all classes
+
+    def validate(self, task: TaskConfig) -> None:
+        check_share(self.share)
+        check_range("rt60_s", self.rt60_s, 0.0)
+        check_range("distance_m", self.distance_m, 0.0)
+        # The array sits near the room's centre; every source must stay 0.3 m off the walls.
+        if not self.room_m[0] >= 2 * (self.distance_m[1] + WALL_M) or self.room_m[0] > self.room_m[1]:
+            raise InvalidConfig("room_m", f"must be [low, high] with low >= 2 x (distance_m high + {WALL_M}) = "
+                                f"{2 * (self.distance_m[1] + WALL_M):g} m so every source fits, got {list(self.room_m)}")
+        if not 1 <= self.held_out_rooms < self.n_rooms:
+            raise InvalidConfig("held_out_rooms", f"must be in [1, n_rooms - 1 = {self.n_rooms - 1}], "
+                                f"got {self.held_out_rooms}: training and test need rooms of their own")
+        if self.positions_per_room < 1:
+            raise InvalidConfig("positions_per_room", f"must be >= 1, got {self.positions_per_room}")
+
+    def clips(self, task: TaskConfig, band: Band, split: str, n: int, generator: torch.Generator,
+              cache_dir: Path | None) -> Iterator[Clips]:
+        yield from reverberant_clips(load_or_build_bank(self, task, cache_dir), task, band, split, n, generator)
+
+    def fingerprint(self) -> str:
+        return ""
