@@ -15,13 +15,10 @@ from rich.table import Table
 from objectives.task import baselines
 from objectives.task.config import Band, TaskConfig
 from search import cluster
-from search.errors import BandsearchError
-from search.storage import band_studies, mask, open_storage
+from search.studies import BASELINES, NET_ERROR, best_trial, open_band_studies
 
 log = logging.getLogger(__name__)
 
-ATTR = "baselines"  # Optuna study user attribute holding the metrics
-NET_ERROR_ATTR = "val_angle_error_deg"  # Optuna trial user attribute: the network's final angle error
 NAMES = {"music": "MUSIC", "srp_phat": "SRP-PHAT"}
 
 
@@ -37,7 +34,7 @@ def record(study: optuna.Study, tracker: Any, parent_run_id: str, ref: Any) -> N
         log.warning("baselines of %s failed: %s", study.study_name, (error or "").splitlines()[-1:])
         tracker.log(parent_run_id, tags={"baseline.error": (error or "")[-4000:]})
         return
-    study.set_user_attr(ATTR, metrics)
+    study.set_user_attr(BASELINES, metrics)
     tracker.log(parent_run_id, metrics=metrics)
 
 
@@ -61,23 +58,15 @@ def columns(methods: list[str]) -> list[str]:
 
 def table(storage_url: str, study_name: str) -> Table:
     """`bandsearch baselines STUDY`: per band, the best trial beside MUSIC and SRP-PHAT."""
-    storage = open_storage(storage_url)
     out = Table(title=f"study {study_name}: tuned network vs classical baselines on the same test clips")
     methods = list(baselines.METHODS)
     for column in ["band", *columns(methods), "test clips"]:
         out.add_column(column)
-    studies = band_studies(storage, study_name)
-    if not studies:
-        raise BandsearchError(f"no study named {study_name!r} in {mask(storage_url)}; `bandsearch studies` lists them")
-    for band_name, summary in studies.items():
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        try:
-            best = study.best_trial
-        except ValueError:
-            best = None
-        metrics = study.user_attrs.get(ATTR)
+    for band_name, study in open_band_studies(storage_url, study_name).items():
+        best = best_trial(study)
+        metrics = study.user_attrs.get(BASELINES)
         out.add_row(f"{band_name} Hz",
-                    *cells(best.value if best else None, best.user_attrs.get(NET_ERROR_ATTR) if best else None,
+                    *cells(best.value if best else None, best.user_attrs.get(NET_ERROR) if best else None,
                            metrics, methods),
                     str(int(metrics["baseline.test_clips"])) if metrics else "-")
     return out

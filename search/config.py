@@ -17,11 +17,7 @@ from objectives.errors import InvalidConfig
 from objectives.task.baselines import BaselineSettings
 from objectives.task.config import Band, TaskConfig
 from objectives.task.sources import SOURCES
-from objectives.task.sources.recordings import (
-    RecordingsError,
-    index_folder,
-    task_for_folder,
-)
+from objectives.task.sources.recordings import RecordingsError, index_folder, task_for_folder
 from objectives.train.config import ModelConfig, TrainConfig
 from objectives.train.lr_finder import RangeTestSettings
 from search import strategies

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import yaml
 
 from objectives.task.config import Band, TaskConfig, task_from_dict
 from objectives.train.config import TrainConfig, train_from_dict
 from search.errors import BandsearchError
-from search.storage import band_studies, mask, open_storage, run_id_of, study_attrs
+from search.studies import best_trial, open_band_studies, run_id_of, snapshot, train_config
+from search.uris import mask
 
 
 @dataclass(frozen=True)
@@ -36,24 +36,16 @@ class BestConfig:
 
 def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
     """The export document for `study_name`: per band, its task, best train config and result."""
-    storage = open_storage(storage_url)
-    summaries = band_studies(storage, study_name)
-    if not summaries:
-        raise BandsearchError(
-            f"no study named {study_name!r} in {mask(storage_url)}; `bandsearch studies` lists what is there"
-        )
     bands: dict[str, Any] = {}
-    for band_name, summary in summaries.items():
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        attrs = study_attrs(study)
-        try:
-            best = study.best_trial
-        except ValueError:
+    for band_name, study in open_band_studies(storage_url, study_name).items():
+        attrs = snapshot(study)
+        best = best_trial(study)
+        if best is None:
             continue  # no completed trial in this band yet
         bands[band_name] = {
             "band": attrs["band"],
             "task": attrs["task"],
-            "train": best.user_attrs["train_config"],
+            "train": train_config(best),
             "result": {
                 "val_accuracy": best.value,
                 "trial_number": best.number,
@@ -64,7 +56,7 @@ def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
         raise BandsearchError(f"study {study_name!r} has no completed trial yet; run `bandsearch launch` first")
     return {
         "study": study_name,
-        "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "storage": mask(storage_url),
         "bands": bands,
     }

@@ -29,9 +29,8 @@ from search import cluster, figures
 from search.config import StudyConfig
 from search.settings import Settings
 from search.storage import open_storage
+from search.studies import FINDER_PREFIX, FINDER_STUDY
 from search.tracking import Tracker
-
-FINDER_STUDY = "bandsearch:lr-finder"  # holds every result, as study user attributes
 
 
 def data_key(task: dict[str, Any], band: dict[str, Any], model: dict[str, Any]) -> str:
@@ -42,7 +41,7 @@ def data_key(task: dict[str, Any], band: dict[str, Any], model: dict[str, Any]) 
 
 def result_key(data: str, optimizer: str, settings: RangeTestSettings) -> str:
     spec = {"data": data, "optimizer": optimizer, "settings": to_dict(settings)}
-    return "lr-finder/" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return FINDER_PREFIX + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -96,9 +95,7 @@ class LrFinder:
         settings = self.config.lr_finder
         suggestion = raw["suggestions"][settings.rule]
         tracker = Tracker(self.settings.tracking_uri)
-        experiment = tracker.experiment(self.study_name, self.settings.artifact_root)
-        parent = tracker.find_run(experiment, {"bandsearch.role": "lr-finder"}) or tracker.start_run(
-            experiment, "lr finder", tags={"bandsearch.role": "lr-finder", "bandsearch.study": self.study_name})
+        experiment, parent = tracker.role_run(self.study_name, self.settings.artifact_root, "lr-finder", "lr finder")
         run_id = tracker.start_run(
             experiment, f"lr-find {task.band} Hz {task.optimizer}", parent_id=parent,
             tags={"bandsearch.role": "lr-find", "bandsearch.study": self.study_name,
@@ -127,7 +124,7 @@ class LrFinder:
             "suggestion": suggestion, "rule": settings.rule, "suggestions": raw["suggestions"],
             "stop_reason": raw["stop_reason"], "diverged_lr": raw["diverged_lr"], "points": len(raw["lrs"]),
             "mlflow_run_id": run_id, "study": self.study_name,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         })
 
 
@@ -147,4 +144,4 @@ def stored_results(storage_url: str) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=FINDER_STUDY, storage=storage)
     except KeyError:
         return []
-    return [value for key, value in study.user_attrs.items() if key.startswith("lr-finder/")]
+    return [value for key, value in study.user_attrs.items() if key.startswith(FINDER_PREFIX)]

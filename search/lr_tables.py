@@ -10,19 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import optuna
 from optuna.trial import TrialState
 from rich.table import Table
 
 from objectives.train.optim import OPTIMIZERS
 from search import figures
-from search.errors import BandsearchError
 from search.lr_finder import data_key, stored_results
-from search.storage import band_studies, open_storage, study_attrs
+from search.studies import best_per_optimizer, open_band_studies, snapshot, train_config
 from search.tracking import Tracker
 
 
@@ -79,31 +77,18 @@ class LrTable:
         return figures.lr_heatmap(self.bands, self.optimizers, values, self.title, path, notes)
 
 
-def _band_studies(storage_url: str, study_name: str) -> dict[str, optuna.Study]:
-    storage = open_storage(storage_url)
-    summaries = band_studies(storage, study_name)
-    if not summaries:
-        raise BandsearchError(f"no study named {study_name!r}; `bandsearch studies` lists what is there")
-    return {band: optuna.load_study(study_name=s.study_name, storage=storage) for band, s in summaries.items()}
-
-
 def study_table(storage_url: str, study_name: str) -> LrTable:
     """(b): per band and optimizer, the best completed trial's learning rate and accuracy."""
-    studies = _band_studies(storage_url, study_name)
+    studies = open_band_studies(storage_url, study_name)
     table = LrTable("study_best", f"study {study_name}: best learning rate per band and optimizer",
                     list(studies), [])
     optimizers: dict[str, None] = {}
     for band, study in studies.items():
-        best: dict[str, optuna.trial.FrozenTrial] = {}
-        counts: dict[str, int] = defaultdict(int)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            optimizer = trial.user_attrs["train_config"]["optimizer"]
-            optimizers[optimizer] = None
-            counts[optimizer] += 1
-            if trial.state == TrialState.COMPLETE and (optimizer not in best or trial.value > best[optimizer].value):
-                best[optimizer] = trial
-        for optimizer, trial in best.items():
-            table.cells[(band, optimizer)] = Cell(trial.user_attrs["train_config"]["lr"], trial.value, counts[optimizer])
+        tried = Counter(train_config(trial)["optimizer"] for trial in
+                        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        optimizers.update(dict.fromkeys(tried))
+        for optimizer, trial in best_per_optimizer(study).items():
+            table.cells[(band, optimizer)] = Cell(train_config(trial)["lr"], trial.value, tried[optimizer])
     table.optimizers = _table_order(optimizers)
     return table
 
@@ -114,12 +99,12 @@ def _table_order(names: dict[str, None]) -> list[str]:
 
 def finder_table(storage_url: str, study_name: str) -> LrTable:
     """(a): the range test's suggestion per band and optimizer, for this study's data and model."""
-    studies = _band_studies(storage_url, study_name)
+    studies = open_band_studies(storage_url, study_name)
     results = stored_results(storage_url)
     table = LrTable("lr_finder", f"study {study_name}: LR finder suggestions", list(studies), [])
     optimizers: dict[str, None] = {}
     for band, study in studies.items():
-        attrs = study_attrs(study)
+        attrs = snapshot(study)
         key = data_key(attrs["task"], attrs["band"], attrs["training"]["model"])
         for result in sorted((r for r in results if r["data_key"] == key), key=lambda r: r["created"]):
             optimizers[result["optimizer"]] = None
@@ -130,17 +115,11 @@ def finder_table(storage_url: str, study_name: str) -> LrTable:
 
 def log_tables(tracking_uri: str, artifact_root: Path | None, study_name: str, tables: list[LrTable]) -> str:
     """Log every table as CSV, Markdown and PNG to the study's `lr tables` run; its id."""
-    tracker = Tracker(tracking_uri)
-    experiment = tracker.experiment(study_name, artifact_root)
-    run_id = tracker.find_run(experiment, {"bandsearch.role": "lr-tables"}) or tracker.start_run(
-        experiment, "lr tables", tags={"bandsearch.role": "lr-tables", "bandsearch.study": study_name})
-    tracker.reopen(run_id)
     with tempfile.TemporaryDirectory() as folder:
+        files = []
         for table in tables:
             base = Path(folder) / table.name
             base.with_suffix(".csv").write_text(table.csv())
             base.with_suffix(".md").write_text(table.markdown())
-            for path in (base.with_suffix(".csv"), base.with_suffix(".md"), table.png(base.with_suffix(".png"))):
-                tracker.log_file(run_id, path, "lr_tables")
-    tracker.finish(run_id, "FINISHED")
-    return run_id
+            files += [base.with_suffix(".csv"), base.with_suffix(".md"), table.png(base.with_suffix(".png"))]
+        return Tracker(tracking_uri).publish(study_name, artifact_root, "lr-tables", "lr tables", files, "lr_tables")

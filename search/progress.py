@@ -8,15 +8,9 @@ import time
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from search.orchestrator import BandRun
+from search.driver.bands import BandRun
 
 
 def _eta(band: BandRun, since: int) -> float | None:

@@ -12,9 +12,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from optuna.storages import BaseStorage
-from optuna.storages._grpc.server import (
-    make_server,  # the public runner blocks and returns no handle
-)
+from optuna.storages._grpc.server import make_server  # the public runner blocks and returns no handle
 
 from search.errors import BandsearchError
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from search.errors import BandsearchError
-from search.storage import mask
+from search.uris import journal_path, mask, scheme
 
 _PORTS = {"postgresql": 5432, "mysql": 3306, "http": 80, "https": 443}
 _MARKER = ".bandsearch-reach"
@@ -25,22 +25,22 @@ _MARKER = ".bandsearch-reach"
 
 def local_path(url: str) -> Path | None:
     """The file behind a journal path or `sqlite:///` / `file:` URI; None for a network URL."""
-    if url.startswith("sqlite:"):
-        return Path(url.removeprefix("sqlite:///"))  # sqlite:////abs/path keeps its leading /
-    if url.startswith("file:"):
+    name = scheme(url)
+    if name == "sqlite":
+        return Path(url.partition(":///")[2])  # sqlite:////abs/path keeps its leading /
+    if name == "file":
         return Path(urlsplit(url).path)
-    if "://" not in url or url.startswith("journal://"):
-        return Path(url.removeprefix("journal://"))
+    if name in ("", "journal"):
+        return journal_path(url)
     return None
 
 
 def endpoint(url: str) -> tuple[str, int] | None:
     """(host, port) of a network URL, with the scheme's default port."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.split("+")[0]
-    if not parts.hostname or scheme in ("sqlite", "file"):
+    parts, name = urlsplit(url), scheme(url)
+    if not parts.hostname or name in ("sqlite", "file"):
         return None
-    return parts.hostname, parts.port or _PORTS.get(scheme, 0)
+    return parts.hostname, parts.port or _PORTS.get(name, 0)
 
 
 def probe(targets: Mapping[str, str], tokens: Mapping[str, str]) -> list[str]:

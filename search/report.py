@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from objectives.task.config import Band, task_from_dict
 from objectives.task.dataset import BandDataset
@@ -30,7 +29,7 @@ from search.errors import BandsearchError
 from search.lr_tables import finder_table, study_table
 from search.settings import Settings
 from search.stats import fmt, mean_ci, separated
-from search.storage import band_studies, open_storage, study_attrs
+from search.studies import best_per_optimizer, open_band_studies, snapshot, train_config
 from search.tracking import Tracker
 
 SEED_OFFSET = 1000  # re-run seeds differ from the study's own training seed
@@ -62,27 +61,14 @@ def _train_seed(data: BandDataset, config: dict[str, Any], seed: int) -> tuple[l
     return result.history, result.dynamics
 
 
-def best_per_optimizer(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
-    best: dict[str, optuna.trial.FrozenTrial] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        name = trial.user_attrs["train_config"]["optimizer"]
-        if name not in best or trial.value > best[name].value:
-            best[name] = trial
-    return best
-
-
 def rerun_study(settings: Settings, study_name: str, seeds: int) -> tuple[dict[str, optuna.Study], list[Rerun]]:
-    storage = open_storage(settings.storage_url)
-    studies = {band: optuna.load_study(study_name=s.study_name, storage=storage)
-               for band, s in band_studies(storage, study_name).items()}
-    if not studies:
-        raise BandsearchError(f"no study named {study_name!r}; `bandsearch studies` lists what is there")
-    reruns = [Rerun(band, name, best[name].user_attrs["train_config"], best[name].value)
+    studies = open_band_studies(settings.storage_url, study_name)
+    reruns = [Rerun(band, name, train_config(best[name]), best[name].value)
               for band, study in studies.items() for best in [best_per_optimizer(study)]
               for name in OPTIMIZERS if name in best]
     if not reruns:
         raise BandsearchError(f"study {study_name!r} has no completed trial yet; run `bandsearch launch` first")
-    attrs = {band: study_attrs(study) for band, study in studies.items()}
+    attrs = {band: snapshot(study) for band, study in studies.items()}
     task = task_from_dict(next(iter(attrs.values()))["task"])
     data = cluster.datasets(task, [Band(**a["band"]) for a in attrs.values()], settings.cache_dir)
     calls = [(data[r.band], (r.config, SEED_OFFSET + s)) for r in reruns for s in range(seeds)]
@@ -123,13 +109,13 @@ def write_report(settings: Settings, study_name: str, seeds: int, out: Path) -> 
     for rerun in reruns:
         by_band[rerun.band].append(rerun)
     target = reruns[0].config.get("target_accuracy", 0.9)
-    row = lambda r, *cells: [f"{r.band} Hz", r.optimizer, *cells]  # noqa: E731
+    row = lambda r, *cells: [f"{r.band} Hz", r.optimizer, *cells]
     md = [f"# Optimizer report: study {study_name}", "",
-          f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. The best configuration of each "
+          f"Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC. The best configuration of each "
           f"optimizer in each band was trained again with {seeds} seeds; cells are mean ± 95 % interval "
           "over the seeds. A claim is made only where the intervals separate.", ""]
 
-    lowest = min(by_band, key=lambda band: study_attrs(studies[band])["band"]["center_hz"])
+    lowest = min(by_band, key=lambda band: snapshot(studies[band])["band"]["center_hz"])
     base = {r.optimizer: mean_ci(r.final("val_accuracy"))[0] for r in by_band[lowest]}
     md.append(_table("Final validation accuracy", ["band", "optimizer", "study's best trial", "re-run accuracy",
                                                     f"vs {lowest} Hz", "angle error (deg)"],
@@ -189,11 +175,5 @@ def write_report(settings: Settings, study_name: str, seeds: int, out: Path) -> 
 
 
 def _log(settings: Settings, study_name: str, folder: Path) -> None:
-    tracker = Tracker(settings.tracking_uri)
-    experiment = tracker.experiment(study_name, settings.artifact_root)
-    run_id = tracker.find_run(experiment, {"bandsearch.role": "report"}) or tracker.start_run(
-        experiment, "optimizer report", tags={"bandsearch.role": "report", "bandsearch.study": study_name})
-    tracker.reopen(run_id)
-    for path in sorted(folder.iterdir()):
-        tracker.log_file(run_id, path, "report")
-    tracker.finish(run_id, "FINISHED")
+    Tracker(settings.tracking_uri).publish(study_name, settings.artifact_root, "report", "optimizer report",
+                                           sorted(folder.iterdir()), "report")

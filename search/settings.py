@@ -9,12 +9,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.storage import (
-    check_proxy_backend,
-    default_proxy_backend,
-    default_storage_url,
-)
+from search.storage import check_proxy_backend, default_proxy_backend, default_storage_url
 from search.tracking import default_tracking_uri
+from search.uris import needs_artifact_root, storage_kind, tracking_kind
 
 DEFAULT_RUN_DIR = "bandsearch-runs"
 
@@ -32,8 +29,9 @@ class Settings:
 
     @property
     def artifact_root(self) -> Path | None:
-        """Local artifact folder when MLflow runs embedded on sqlite; a server picks its own."""
-        return self.run_dir / "mlartifacts" if self.tracking_uri.startswith("sqlite:") else None
+        """Local artifact folder when MLflow runs embedded on a database (sqlite, postgresql,
+        mysql, mssql); a server picks its own and a folder store keeps artifacts in itself."""
+        return self.run_dir / "mlartifacts" if needs_artifact_root(self.tracking_uri) else None
 
     @classmethod
     def resolve(
@@ -50,6 +48,9 @@ class Settings:
             tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(folder),
             storage_proxy=proxy,
         )
+        # An unknown scheme stops here, before anything is opened, created or started.
+        storage_kind(settings.storage_url)
+        tracking_kind(settings.tracking_uri)
         if proxy:
             check_proxy_backend(settings.storage_url)
         return settings

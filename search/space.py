@@ -26,8 +26,8 @@ group=True models them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import optuna
 
@@ -35,6 +35,7 @@ from objectives.errors import InvalidConfig
 from objectives.train.optim import OPTIMIZERS
 from objectives.train.optim.hyperparameters import INTEGERS, check_hyperparameter
 from objectives.train.optim.schedules import SCHEDULES
+from search.params import Fixed, FromFinder, Param, number, parse_param
 
 # Keys sampled for every trial (optimizer branches may override them), and the integer ones.
 COMMON_KEYS = ("lr", "batch_size", "warmup_epochs", "clip_norm", "lr_reference_batch",
@@ -42,67 +43,6 @@ COMMON_KEYS = ("lr", "batch_size", "warmup_epochs", "clip_norm", "lr_reference_b
 _INT_KEYS = {"batch_size", "warmup_epochs", "lr_reference_batch", "ramp_from_batch_size", "ramp_epochs"}
 # The conditional choices: their table of names and defaults, and where their values go.
 BRANCHES = {"optimizer": (OPTIMIZERS, "optimizer_params"), "schedule": (SCHEDULES, "schedule_params")}
-
-
-class Param(Protocol):
-    def suggest(self, trial: optuna.Trial, name: str) -> Any: ...
-    def bounds(self) -> list[Any]: ...
-
-
-@dataclass(frozen=True)
-class Range:
-    low: float  # int when `integer`
-    high: float
-    log: bool = False
-    step: float | None = None
-    integer: bool = False
-
-    def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        if self.integer:
-            return trial.suggest_int(name, self.low, self.high, log=self.log, step=self.step or 1)
-        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
-
-    def bounds(self) -> list[Any]:
-        return [self.low, self.high]
-
-
-@dataclass(frozen=True)
-class Choice:
-    choices: tuple[Any, ...]
-
-    def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        return trial.suggest_categorical(name, list(self.choices))
-
-    def bounds(self) -> list[Any]:
-        return list(self.choices)
-
-
-@dataclass(frozen=True)
-class Fixed:
-    value: Any
-
-    def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        return self.value
-
-    def bounds(self) -> list[Any]:
-        return [self.value]
-
-
-@dataclass(frozen=True)
-class FromFinder:
-    """`lr: {from: lr_finder, factor: F}`: search [s/F, s*F] (log) around the range test's
-    suggestion s for this band and optimizer. Resolved before any trial by `Space.resolve`."""
-
-    factor: float
-
-    def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        raise RuntimeError("an lr taken from the LR finder must be resolved before sampling")
-
-    def bounds(self) -> list[Any]:
-        return []
-
-    def around(self, suggestion: float) -> Range:
-        return Range(suggestion / self.factor, suggestion * self.factor, log=True)
 
 
 @dataclass(frozen=True)
@@ -134,7 +74,8 @@ class Space:
                 branch = {**branch, "lr": param.around(suggestions[name])}
             optimizers[name] = branch
         common = {key: value for key, value in self.common.items() if not isinstance(value, FromFinder)}
-        return Space(common=common, optimizers=optimizers)
+        # replace(), not Space(...): every other part of the space (the schedules) carries over.
+        return replace(self, common=common, optimizers=optimizers)
 
     def sample(self, trial: optuna.Trial) -> dict[str, Any]:
         """Draw one configuration: {optimizer, optimizer_params, lr, batch_size, ...}."""
@@ -158,51 +99,6 @@ def _sample_branch(trial: optuna.Trial, kind: str, branches: Mapping[str, Mappin
     return values
 
 
-def _number(value: Any, key: str) -> float:
-    """YAML 1.1 reads `1e-4` (no dot) as a string: accept numeric strings too."""
-    if isinstance(value, bool):
-        raise InvalidConfig(key, f"must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidConfig(key, f"must be a number, got {value!r}") from None
-
-
-def parse_param(key: str, raw: Any, integer: bool) -> Param:
-    if not isinstance(raw, Mapping):
-        return Fixed(raw)
-    if "choices" in raw:
-        extra = sorted(set(raw) - {"choices"})
-        if extra:
-            raise InvalidConfig(f"{key}.{extra[0]}", "a choices entry takes only `choices`")
-        choices = raw["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise InvalidConfig(f"{key}.choices", "must be a non-empty list")
-        return Choice(tuple(choices))
-    unknown = sorted(set(raw) - {"low", "high", "log", "step"})
-    if unknown:
-        raise InvalidConfig(
-            f"{key}.{unknown[0]}", "unknown key; a range takes low, high, log, step (or give choices)"
-        )
-    for bound in ("low", "high"):
-        if bound not in raw:
-            raise InvalidConfig(key, f"a range needs `{bound}` (or give `choices`, or a constant)")
-    low, high = _number(raw["low"], f"{key}.low"), _number(raw["high"], f"{key}.high")
-    log = bool(raw.get("log", False))
-    step = _number(raw["step"], f"{key}.step") if raw.get("step") is not None else None
-    if low > high:
-        raise InvalidConfig(key, f"low ({low:g}) > high ({high:g}); make low <= high")
-    if log and low <= 0:
-        raise InvalidConfig(key, f"a log range needs low > 0, got low={low:g}")
-    if log and step is not None:
-        raise InvalidConfig(key, "a log range cannot have a step")
-    if integer and not (low.is_integer() and high.is_integer()):
-        raise InvalidConfig(key, f"must be whole numbers, got low={low:g}, high={high:g}")
-    if integer:
-        return Range(int(low), int(high), log=log, step=int(step) if step else None, integer=True)
-    return Range(low, high, log=log, step=step)
-
-
 def _check_values(key: str, param: Param, check: Any, default: bool = False) -> None:
     for value in param.bounds():
         try:
@@ -213,7 +109,7 @@ def _check_values(key: str, param: Param, check: Any, default: bool = False) -> 
 
 
 def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
-    if key == "lr" and not (_is_number(value) and value > 0):
+    if key == "lr" and not (_isnumber(value) and value > 0):
         raise InvalidConfig(key, f"learning rates must be > 0, got {value!r}")
     if key == "batch_size":
         if not isinstance(value, int) or value < 1:
@@ -224,7 +120,7 @@ def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
             )
     if key == "warmup_epochs" and not (isinstance(value, int) and 0 <= value <= epochs):
         raise InvalidConfig(key, f"must be whole numbers in [0, training.epochs={epochs}], got {value!r}")
-    if key == "clip_norm" and value is not None and not (_is_number(value) and value > 0):
+    if key == "clip_norm" and value is not None and not (_isnumber(value) and value > 0):
         raise InvalidConfig(key, f"max gradient norms must be > 0 (or null: no clipping), got {value!r}")
     if key in ("lr_reference_batch", "ramp_from_batch_size") and value is not None and not (
         isinstance(value, int) and 1 <= value <= n_train
@@ -234,7 +130,7 @@ def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
         raise InvalidConfig(key, f"must be whole numbers in [1, training.epochs={epochs}], got {value!r}")
 
 
-def _is_number(value: Any) -> bool:
+def _isnumber(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -244,7 +140,7 @@ def _parse_finder(raw: Mapping[str, Any], where: str) -> FromFinder:
     extra = sorted(set(raw) - {"from", "factor"})
     if extra:
         raise InvalidConfig(f"{where}.{extra[0]}", "unknown key; `from: lr_finder` takes `factor`")
-    factor = _number(raw.get("factor", 10), f"{where}.factor")
+    factor = number(raw.get("factor", 10), f"{where}.factor")
     if factor <= 1:
         raise InvalidConfig(f"{where}.factor", f"must be > 1 (the range is [s/factor, s*factor]), got {factor:g}")
     return FromFinder(factor)
@@ -282,6 +178,9 @@ def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int) -> dict[str,
             if key not in allowed:
                 raise InvalidConfig(where, f"unknown key; {name} takes {sorted(allowed)}")
             if key in COMMON_KEYS:
+                if kind == "schedule" and isinstance(value, Mapping) and "from" in value:
+                    raise InvalidConfig(where, "the LR finder's range goes at the top of the space or under an "
+                                        "optimizer (each optimizer has its own suggestion), not under a schedule")
                 branch[key] = _parse_common(key, value, where, n_train, epochs)
             else:
                 branch[key] = parse_param(where, value, integer=key in INTEGERS)

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from search.errors import BandsearchError
-from search.storage import mask
+from search.uris import mask
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,24 @@ class Tracker:
                                        order_by=["attributes.start_time DESC"])
         return runs[0].info.run_id if runs else None
 
+    def role_run(self, study_name: str, artifact_root: Path | None, role: str, name: str) -> tuple[str, str]:
+        """(experiment id, run id) of the study's run for `role` (`lr-tables`, `report`,
+        `lr-finder`): created on first use, reopened after."""
+        experiment = self.experiment(study_name, artifact_root)
+        run_id = self.find_run(experiment, {"bandsearch.role": role}) or self.start_run(
+            experiment, name, tags={"bandsearch.role": role, "bandsearch.study": study_name})
+        self.reopen(run_id)
+        return experiment, run_id
+
+    def publish(self, study_name: str, artifact_root: Path | None, role: str, name: str,
+                files: Iterable[Path], folder: str) -> str:
+        """Log `files` under `folder` to the study's `role` run, then close it; its id."""
+        _, run_id = self.role_run(study_name, artifact_root, role, name)
+        for path in files:
+            self.log_file(run_id, path, folder)
+        self.finish(run_id, "FINISHED")
+        return run_id
+
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
 
@@ -156,9 +174,6 @@ class Tracker:
                           "and tags.`bandsearch.role` = 'trial'",
         )
         return {run.info.run_id: int(run.data.tags["optuna.trial_number"]) for run in runs}
-
-    def status(self, run_id: str) -> str:
-        return self.client.get_run(run_id).info.status
 
 
 def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> subprocess.Popen:

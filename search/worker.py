@@ -23,18 +23,19 @@ from objectives.train.loop import train
 from objectives.train.reporter import Diverged, StopTraining
 from search.storage import open_storage
 from search.strategies import build_pruner
+from search.uris import is_remote_tracking
 
 log = logging.getLogger(__name__)
-_SERVER_SCHEMES = {"http", "https", "databricks"}
 
 
 def batch_seconds(tracking_uri: str) -> float:
-    """How often a worker sends a trial's buffered epochs to MLflow. A tracking server is
-    cheap to reach, so curves stay live (2 s). A store the worker would open itself (sqlite,
-    postgresql, a folder) costs each worker process ~0.65 s more (MLflow's SQLAlchemy store)
-    and, for SQLite, competes for its one writer: 30 s, so only trials longer than that open
-    it; shorter ones hand their epochs to the driver, which has the store open anyway."""
-    return 2.0 if tracking_uri.split(":", 1)[0].lower() in _SERVER_SCHEMES else 30.0
+    """How often a worker sends a trial's buffered epochs to MLflow. A tracking server or
+    Databricks is cheap to reach, so curves stay live (2 s). A store the worker would open
+    itself (sqlite, postgresql, a folder) costs each worker process ~0.65 s more (MLflow's
+    SQLAlchemy store) and, for SQLite, competes for its one writer: 30 s, so only trials
+    longer than that open it; shorter ones hand their epochs to the driver, which has the
+    store open anyway."""
+    return 2.0 if is_remote_tracking(tracking_uri) else 30.0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from optuna.trial import TrialState
 from services import MlflowServer, RayNodes, env, free_port
 
 from search.errors import BandsearchError
-from search.storage import open_storage, run_id_of
+from search.storage import open_storage
+from search.studies import run_id_of
 
 HERE = Path(__file__).parent
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(600)]

@@ -21,12 +21,14 @@ from objectives.task.dataset import load_or_generate
 from objectives.train.loop import train
 from search import cluster
 from search.config import parse_config
+from search.driver.launch import launch
+from search.driver.loop import Launch
 from search.export import best_configs, load_best_config, write_export
 from search.lr_finder import stored_results
 from search.lr_tables import finder_table, study_table
-from search.orchestrator import Launch, launch
 from search.settings import Settings
-from search.storage import band_study_name, open_storage
+from search.storage import open_storage
+from search.studies import band_study_name
 from search.tracking import serve_ui
 
 HERE = Path(__file__).parent
@@ -276,7 +278,7 @@ def test_the_mlflow_ui_shows_the_nested_runs_of_a_study(finished, tmp_path) -> N
         children = [r["name"] for r in tree["runs"] if r["tags"].get("bandsearch.role") == "trial"]
         with browser.chromium() as page:
             page.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs")
-            body = lambda: page.find_element(By.TAG_NAME, "body").text  # noqa: E731
+            body = lambda: page.find_element(By.TAG_NAME, "body").text
             WebDriverWait(page, 90).until(lambda _: "band 500 Hz" in body() and "band 3000 Hz" in body())
             # Each band's parent run lists its trials folded under it; unfold both.
             expanders = "button[data-component-id*='runnamecellrenderer']"

@@ -10,12 +10,7 @@ import torch
 from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import generate
 from objectives.train.config import ModelConfig
-from objectives.train.lr_finder import (
-    SUGGESTIONS,
-    RangeTestSettings,
-    band_range_test,
-    range_test,
-)
+from objectives.train.lr_finder import SUGGESTIONS, RangeTestSettings, band_range_test, range_test
 from objectives.train.optim import OPTIMIZERS
 
 

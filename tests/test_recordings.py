@@ -15,12 +15,7 @@ from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import generate
 from objectives.task.sources import Folder
 from objectives.task.sources.folder_writer import summarize, write_synthetic
-from objectives.task.sources.recordings import (
-    RecordingsError,
-    index_folder,
-    read_array,
-    task_for_folder,
-)
+from objectives.task.sources.recordings import RecordingsError, index_folder, read_array, task_for_folder
 from objectives.train.config import TrainConfig
 from objectives.train.loop import train
 

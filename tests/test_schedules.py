@@ -10,12 +10,7 @@ from objectives.errors import InvalidConfig
 from objectives.train.config import ModelConfig, TrainConfig
 from objectives.train.loop import train
 from objectives.train.optim.adam_sgd import AdamSGD
-from objectives.train.optim.schedules import (
-    SCHEDULES,
-    batch_lr_factor,
-    ramp_batch_size,
-    warmup_then,
-)
+from objectives.train.optim.schedules import SCHEDULES, batch_lr_factor, ramp_batch_size, warmup_then
 
 
 def _rate(name: str, start: float, **h) -> float:

@@ -9,7 +9,8 @@ from conftest import tiny_config
 from objectives.errors import InvalidConfig
 from objectives.train.config import TrainConfig
 from search.config import parse_config
-from search.space import Choice, Fixed, Range, parse_space
+from search.params import Choice, Fixed, Range
+from search.space import parse_space
 
 
 def _sample_many(space, n=40):
@@ -53,7 +54,8 @@ def test_constants_ranges_and_choices_parse_to_their_kinds() -> None:
     assert config["optimizer_params"] == {"nesterov": True, "momentum": 0.9}
     assert parse_space({"optimizer": "adam"}, 10, 1).optimizers == {"adam": {}}
     assert isinstance(parse_space({"optimizer": {"choices": ["adam", "sgd"]}}, 10, 1).optimizers, dict)
-    assert parse_space({"optimizer": "adam", "batch_size": {"choices": [8]}}, 10, 1).common["batch_size"] == Choice((8,))
+    single = parse_space({"optimizer": "adam", "batch_size": {"choices": [8]}}, 10, 1)
+    assert single.common["batch_size"] == Choice((8,))
 
 
 def test_warmup_longer_than_training_is_rejected() -> None:
@@ -74,7 +76,8 @@ def test_bands_may_override_the_space() -> None:
 
 def test_schedules_clipping_and_ramp_are_searched_conditionally() -> None:
     space = parse_space(
-        {"optimizer": {"svrg": {"interval": {"choices": ["epoch", 20]}}, "adam_sgd": {"switch_epoch": {"low": 2, "high": 3}}},
+        {"optimizer": {"svrg": {"interval": {"choices": ["epoch", 20]}},
+                       "adam_sgd": {"switch_epoch": {"low": 2, "high": 3}}},
          "schedule": {"cosine": {}, "step": {"gamma": {"low": 0.1, "high": 0.5}, "every_epochs": 2}},
          "clip_norm": {"choices": [None, 1.0]}, "ramp_from_batch_size": {"choices": [None, 16]}, "ramp_epochs": 2,
          "batch_size": 64},
@@ -93,3 +96,33 @@ def test_schedules_clipping_and_ramp_are_searched_conditionally() -> None:
         else:
             assert config["optimizer_params"]["interval"] in ("epoch", 20)
         TrainConfig(epochs=3, **config).validate(400)
+
+
+def test_resolving_a_finder_lr_keeps_the_chosen_schedules() -> None:
+    space = parse_space(
+        {"optimizer": {"sgd": {"momentum": {"low": 0.5, "high": 0.95}}, "adam": {}},
+         "lr": {"from": "lr_finder", "factor": 4},
+         "schedule": {"cosine": {}, "step": {"gamma": {"low": 0.1, "high": 0.5}, "every_epochs": 2}}},
+        n_train=400, epochs=3,
+    )
+    assert space.finder_optimizers() == ["sgd", "adam"]
+    resolved = space.resolve({"sgd": 0.04, "adam": 2e-3})
+    assert resolved.schedules == space.schedules and set(resolved.schedules) == {"cosine", "step"}
+    assert "lr" not in resolved.common
+    assert resolved.optimizers["sgd"]["lr"] == Range(0.01, 0.16, log=True)
+    draws = _sample_many(resolved)
+    assert {config["schedule"] for config, _ in draws} == {"cosine", "step"}
+    for config, params in draws:
+        low, high = (0.01, 0.16) if config["optimizer"] == "sgd" else (5e-4, 8e-3)
+        assert low <= config["lr"] <= high
+        if config["schedule"] == "step":
+            assert 0.1 <= params["step.gamma"] <= 0.5 and config["schedule_params"]["every_epochs"] == 2
+        else:
+            assert config["schedule_params"] == {} and "step.gamma" not in params
+        TrainConfig(epochs=3, **config).validate(400)
+
+
+def test_a_finder_lr_under_a_schedule_is_refused_at_parse_time() -> None:
+    space = {"optimizer": "adam", "schedule": {"step": {"lr": {"from": "lr_finder", "factor": 4}}}}
+    with pytest.raises(InvalidConfig, match=r"schedule\.step\.lr: .*not under a schedule"):
+        parse_space(space, n_train=400, epochs=3)

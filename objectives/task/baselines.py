@@ -17,12 +17,7 @@ from objectives.task.array import SPEED_OF_SOUND
 from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import split_clips
 from objectives.task.features import band_bins
-from objectives.task.geometry import (
-    angle_classes,
-    angle_labels,
-    class_error_deg,
-    mic_positions,
-)
+from objectives.task.geometry import angle_classes, angle_labels, class_error_deg, mic_positions
 
 # Method name in the YAML and in metric keys -> pyroomacoustics.doa algorithm.
 METHODS = {"music": "MUSIC", "srp_phat": "SRP"}

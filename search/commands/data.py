@@ -14,11 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from objectives.task.sources.folder_writer import summarize, write_synthetic
-from objectives.task.sources.recordings import (
-    RecordingsError,
-    index_folder,
-    task_for_folder,
-)
+from objectives.task.sources.recordings import RecordingsError, index_folder, task_for_folder
 from search.commands import add_location_options, settings_from
 from search.config import StudyConfig, load_config
 from search.errors import BandsearchError

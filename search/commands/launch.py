@@ -12,10 +12,10 @@ from rich.table import Table
 from search import baselines
 from search.commands import add_location_options, add_proxy_option, settings_from
 from search.config import load_config
+from search.driver.launch import launch, summarize
 from search.errors import BandsearchError
-from search.orchestrator import launch, summarize
 from search.progress import JsonLinesProgress, LiveProgress
-from search.storage import mask
+from search.uris import is_remote_tracking, mask
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,5 +75,6 @@ def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: 
         )
     console.print(table)
     uri = mask(tracking_uri)
-    browse = (f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
+    browse = (f"open {uri}" if is_remote_tracking(tracking_uri)
+              else f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
     console.print(f"MLflow: experiment [bold]{study}[/] at {uri}\n  browse: {browse}")

@@ -9,9 +9,11 @@ from rich.console import Console
 from search import cluster
 from search.commands import add_location_options, settings_from
 from search.config import load_config
+from search.driver.bands import open_studies
+from search.driver.launch import publish_tables
 from search.lr_finder import LrFinder
 from search.lr_tables import finder_table
-from search.orchestrator import Launch, publish_tables
+from search.tracking import Tracker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +31,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.space)
     settings = settings_from(args)
     study = args.study or config.source.stem
-    launch = Launch(config, study, settings)
-    launch.prepare()  # the band studies hold what the tables need to find these results
+    tracker = Tracker(settings.tracking_uri)
+    tracker.check()
+    # The band studies hold what the tables need to find these results.
+    open_studies(config, study, settings, tracker.experiment(study, settings.artifact_root))
     console = Console()
     finder = LrFinder(config, study, settings)
     tasks = finder.tasks()

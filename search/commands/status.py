@@ -11,31 +11,26 @@ from rich.console import Console
 from rich.table import Table
 
 from search.commands import add_location_options, settings_from
-from search.errors import BandsearchError
-from search.orchestrator import BUDGET_ATTR, PARENT_RUN_ATTR
-from search.storage import band_studies, open_storage
+from search.studies import BUDGET, PARENT_RUN, RETRIED, best_trial, open_band_studies, train_config
 
 
 def band_status(study: optuna.Study) -> dict:
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
-    retried = sum(1 for t in trials if t.user_attrs.get("retried"))
+    retried = sum(1 for t in trials if t.user_attrs.get(RETRIED))
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
-    try:
-        best = study.best_trial
-    except ValueError:
-        best = None
-    config = best.user_attrs.get("train_config", {}) if best else {}
+    best = best_trial(study)
+    config = train_config(best) if best else {}
     return {
-        "budget": study.user_attrs.get(BUDGET_ATTR),
+        "budget": study.user_attrs.get(BUDGET),
         "finished": states["complete"] + states["pruned"] + states["fail"] - retried,
         "complete": states["complete"], "pruned": states["pruned"], "failed": states["fail"] - retried,
         "retried": retried, "running": states["running"], "waiting": states["waiting"],
         "best": best.value if best else None, "best_trial": best.number if best else None,
         "best_config": f"{config['optimizer']} lr={config['lr']:.2e} bs={config['batch_size']}" if config else None,
         "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
-        "mlflow_parent_run": study.user_attrs.get(PARENT_RUN_ATTR),
+        "mlflow_parent_run": study.user_attrs.get(PARENT_RUN),
     }
 
 
@@ -48,12 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    storage = open_storage(settings_from(args).storage_url)
-    summaries = band_studies(storage, args.study)
-    if not summaries:
-        raise BandsearchError(f"no study named {args.study!r}; `bandsearch studies` lists what is there")
-    rows = [{"band": band, **band_status(optuna.load_study(study_name=s.study_name, storage=storage))}
-            for band, s in summaries.items()]
+    rows = [{"band": band, **band_status(study)}
+            for band, study in open_band_studies(settings_from(args).storage_url, args.study).items()]
     if args.json:
         print(json.dumps(rows))
         return 0

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from search.commands import add_location_options, settings_from
-from search.lr_finder import FINDER_STUDY
 from search.storage import open_storage
+from search.studies import FINDER_STUDY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

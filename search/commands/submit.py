@@ -19,7 +19,7 @@ from search import cluster
 from search.commands import add_proxy_option
 from search.config import load_config
 from search.errors import BandsearchError
-from search.storage import mask
+from search.uris import mask
 
 # Where the job keeps its run folder when neither --run-dir nor the cluster's environment says.
 _CLUSTER_RUN_DIR = '"${BANDSEARCH_RUN_DIR:-$HOME/bandsearch-runs}"'

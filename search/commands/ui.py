@@ -10,6 +10,7 @@ from rich.console import Console
 from search.commands import add_location_options, settings_from
 from search.storage import serve_dashboard
 from search.tracking import serve_ui
+from search.uris import is_remote_tracking, mask
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,11 +26,11 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     console = Console()
     servers: list[subprocess.Popen] = []
-    if settings.tracking_uri.startswith(("http://", "https://")):
-        console.print(f"MLflow runs as a server already: open {settings.tracking_uri}")
+    if is_remote_tracking(settings.tracking_uri):
+        console.print(f"MLflow is served already (a tracking server or Databricks): open {mask(settings.tracking_uri)}")
     else:
         servers.append(serve_ui(settings.tracking_uri, args.host, args.port))
-        console.print(f"MLflow UI: http://{args.host}:{args.port}  (store {settings.tracking_uri})")
+        console.print(f"MLflow UI: http://{args.host}:{args.port}  (store {mask(settings.tracking_uri)})")
     dashboard = serve_dashboard(settings.storage_url, args.host, args.dashboard_port)
     if dashboard is not None:
         servers.append(dashboard)

@@ -31,7 +31,8 @@ from objectives.task.sources.rooms import build_bank
 from objectives.train.config import TrainConfig
 from objectives.train.loop import train
 from search.config import load_config
-from search.orchestrator import Launch, summarize
+from search.driver.launch import summarize
+from search.driver.loop import Launch
 from search.settings import Settings
 
 ROOT = Path(__file__).parents[2]

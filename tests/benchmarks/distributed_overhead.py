@@ -36,7 +36,7 @@ from mlflow.tracking import MlflowClient
 from objectives.task.dataset import load_or_generate
 from objectives.train.loop import train
 from search.config import parse_config
-from search.orchestrator import Launch
+from search.driver.loop import Launch
 from search.settings import Settings
 from search.storage import open_storage
 

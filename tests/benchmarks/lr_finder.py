@@ -26,7 +26,7 @@ from objectives.train.config import TrainConfig
 from objectives.train.loop import train
 from objectives.train.lr_finder import band_range_test
 from search.config import load_config
-from search.orchestrator import launch
+from search.driver.launch import launch
 from search.settings import Settings
 
 SPACES = Path(__file__).parents[2] / "spaces"

@@ -15,11 +15,11 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import _angle  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import _angle
+import matplotlib.pyplot as plt
 
-from objectives.train.config import TrainConfig  # noqa: E402
-from objectives.train.optim import OPTIMIZERS  # noqa: E402
+from objectives.train.config import TrainConfig
+from objectives.train.optim import OPTIMIZERS
 
 LR = {"sgd": 0.05, "svrg": 0.1, "adagrad": 0.05}  # others: 3e-3 (Adam-like)
 PARAMS = {"adam_sgd": {"switch_epoch": 2}}

@@ -23,7 +23,7 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from search.config import load_config
-from search.orchestrator import Launch
+from search.driver.loop import Launch
 from search.settings import Settings
 
 ROOT = Path(__file__).parents[2]

@@ -26,20 +26,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-import ray  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
+import matplotlib.pyplot as plt
+import optuna
+import ray
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
 
-from objectives.task.dataset import load_or_generate  # noqa: E402
-from objectives.train.config import TrainConfig  # noqa: E402
-from objectives.train.loop import train  # noqa: E402
-from objectives.train.optim import OPTIMIZERS  # noqa: E402
-from search.config import StudyConfig, load_config  # noqa: E402
-from search.orchestrator import Launch  # noqa: E402
-from search.settings import Settings  # noqa: E402
-from search.storage import band_study_name, open_storage  # noqa: E402
+from objectives.task.dataset import load_or_generate
+from objectives.train.config import TrainConfig
+from objectives.train.loop import train
+from objectives.train.optim import OPTIMIZERS
+from search.config import StudyConfig, load_config
+from search.driver.loop import Launch
+from search.settings import Settings
+from search.storage import open_storage
+from search.studies import band_study_name
 
 ROOT = Path(__file__).parents[2]
 # The hand-picked table: learning rate by band (<1000 Hz, 1000-2000 Hz, >2000 Hz).

@@ -18,10 +18,10 @@ import statistics
 import matplotlib
 
 matplotlib.use("Agg")
-import _angle  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import _angle
+import matplotlib.pyplot as plt
 
-from objectives.train.config import TrainConfig  # noqa: E402
+from objectives.train.config import TrainConfig
 
 # Rates from a coarse check on the 1000 Hz band (each within its own family's usual range).
 METHODS = {

@@ -28,11 +28,7 @@ class Folder:
 
     # recordings.py imports soundfile: loaded only when a folder source is used.
     def validate(self, task: TaskConfig) -> None:
-        from objectives.task.sources.recordings import (
-            RecordingsError,
-            check_task,
-            index_folder,
-        )
+        from objectives.task.sources.recordings import RecordingsError, check_task, index_folder
 
         if not 0 < self.val_fraction < 1:
             raise InvalidConfig("val_fraction", f"must be in (0, 1), got {self.val_fraction}")

@@ -29,13 +29,7 @@ from objectives.plain import to_dict
 from objectives.task.array import SPEED_OF_SOUND
 from objectives.task.geometry import angle_labels
 from objectives.task.sources.base import CHUNK
-from objectives.task.synthesis import (
-    Clips,
-    add_sensor_noise,
-    draw_snr,
-    in_band,
-    unit_power,
-)
+from objectives.task.synthesis import Clips, add_sensor_noise, draw_snr, in_band, unit_power
 
 if TYPE_CHECKING:
     from objectives.task.config import Band, TaskConfig

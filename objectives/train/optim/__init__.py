@@ -27,7 +27,6 @@ Build = Callable[[Iterable[torch.nn.Parameter], float, Mapping[str, Any]], Any]
 class OptimizerSpec:
     build: Build
     defaults: Mapping[str, Any]
-    summary: str
     hooked: bool = False  # step(hooks) instead of step(); see the module docstring
 
 
@@ -41,44 +40,38 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
             p, lr=lr, momentum=h["momentum"], nesterov=h["nesterov"], weight_decay=h["weight_decay"]
         ),
         {"momentum": 0.9, "nesterov": False, "weight_decay": 0.0},
-        "SGD with (Nesterov) momentum",
     ),
+    # Adam's weight_decay is an L2 penalty; AdamW's is decoupled from the adaptive step.
     "adam": OptimizerSpec(
         lambda p, lr, h: torch.optim.Adam(p, lr=lr, betas=_betas(h), weight_decay=h["weight_decay"]),
         {"beta1": 0.9, "beta2": 0.999, "weight_decay": 0.0},
-        "Adam (L2 penalty as weight decay)",
     ),
     "adamw": OptimizerSpec(
         lambda p, lr, h: torch.optim.AdamW(p, lr=lr, betas=_betas(h), weight_decay=h["weight_decay"]),
         {"beta1": 0.9, "beta2": 0.999, "weight_decay": 1e-2},
-        "Adam with decoupled weight decay",
     ),
     "rmsprop": OptimizerSpec(
         lambda p, lr, h: torch.optim.RMSprop(
             p, lr=lr, alpha=h["alpha"], momentum=h["momentum"], weight_decay=h["weight_decay"]
         ),
         {"alpha": 0.99, "momentum": 0.0, "weight_decay": 0.0},
-        "RMSProp",
     ),
     "adagrad": OptimizerSpec(
         lambda p, lr, h: torch.optim.Adagrad(p, lr=lr, weight_decay=h["weight_decay"]),
         {"weight_decay": 0.0},
-        "AdaGrad",
     ),
     "svrg": OptimizerSpec(
         lambda p, lr, h: SVRG(p, lr=lr, interval=h["interval"], weight_decay=h["weight_decay"]),
         # A snapshot per epoch: the paper's m = 2n/batch for convex problems is ~2 epochs;
         # one epoch keeps the snapshot closer on non-convex networks.
         {"interval": "epoch", "weight_decay": 0.0},
-        "SVRG, variance-reduced SGD (objectives/train/optim/svrg.py)",
         hooked=True,
     ),
     "adam_sgd": OptimizerSpec(
         lambda p, lr, h: AdamSGD(p, lr, switch_epoch=h["switch_epoch"], betas=_betas(h),
-                                     momentum=h["momentum"], weight_decay=h["weight_decay"]),
+                                 momentum=h["momentum"], weight_decay=h["weight_decay"]),
         # Switch at half of the default 10 epochs.
         {"switch_epoch": 5, "beta1": 0.9, "beta2": 0.999, "momentum": 0.9, "weight_decay": 0.0},
-        "Adam, then SGD with momentum from switch_epoch (objectives/train/optim/adam_sgd.py)",
         hooked=True,
     ),
 }

@@ -24,25 +24,21 @@ Decay = Callable[[float, float, Mapping[str, Any]], float]
 class ScheduleSpec:
     decay: Decay
     defaults: Mapping[str, Any]
-    summary: str
 
 
 SCHEDULES: dict[str, ScheduleSpec] = {
-    "cosine": ScheduleSpec(
-        lambda since, span, h: 0.5 * (1.0 + math.cos(math.pi * min(1.0, since / span))), {},
-        "cosine decay to zero at the end of training",
-    ),
+    # Cosine decay to zero at the end of training.
+    "cosine": ScheduleSpec(lambda since, span, h: 0.5 * (1.0 + math.cos(math.pi * min(1.0, since / span))), {}),
     # Divide by 10 every 3 epochs: the classic ResNet recipe, scaled to 10-epoch trials.
     "step": ScheduleSpec(
         lambda since, span, h: h["gamma"] ** math.floor(since / h["every_epochs"]),
-        {"gamma": 0.1, "every_epochs": 3}, "multiply by gamma every `every_epochs` epochs",
+        {"gamma": 0.1, "every_epochs": 3},
     ),
-    # 0.8 per epoch leaves about a tenth of the rate after 10 epochs, like the step default.
-    "exponential": ScheduleSpec(
-        lambda since, span, h: h["gamma"] ** since, {"gamma": 0.8},
-        "multiply by gamma per epoch, applied smoothly every step",
-    ),
-    "constant": ScheduleSpec(lambda since, span, h: 1.0, {}, "no decay (SVRG's analysis assumes it)"),
+    # Gamma per epoch, applied smoothly every step: 0.8 leaves about a tenth of the rate after
+    # 10 epochs, like the step default.
+    "exponential": ScheduleSpec(lambda since, span, h: h["gamma"] ** since, {"gamma": 0.8}),
+    # No decay (SVRG's analysis assumes it).
+    "constant": ScheduleSpec(lambda since, span, h: 1.0, {}),
 }
 
 
@@ -68,11 +64,6 @@ def warmup_then(decay: Decay, start: float, end: float, epochs: float, warmup_ep
         return base_lr * min(1.0, end / warmup_epochs)
     span = max(epochs - warmup_epochs, 1e-12)
     return base_lr * decay(start - warmup_epochs, span, h)
-
-
-def warmup_cosine(start: float, end: float, epochs: float, warmup_epochs: float, base_lr: float) -> float:
-    """Linear warmup, then cosine decay to zero: the default schedule."""
-    return warmup_then(SCHEDULES["cosine"].decay, start, end, epochs, warmup_epochs, base_lr, {})
 
 
 def ramp_batch_size(epoch: int, batch_size: int, ramp_from: int | None, ramp_epochs: int) -> int:

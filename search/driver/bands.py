@@ -1,0 +1,153 @@
+"""A band's study: created or resumed, its MLflow parent run, and its counts during a launch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from objectives.plain import to_dict
+from search.config import BandPlan, StudyConfig
+from search.driver.run_params import flat_params
+from search.errors import BandsearchError
+from search.settings import Settings
+from search.storage import open_storage
+from search.strategies import build_pruner, build_sampler
+from search.studies import (
+    BASELINES,
+    NET_ERROR,
+    PARENT_RUN,
+    SNAPSHOT,
+    UNSENT_WRITES,
+    band_study_name,
+    best_trial,
+    run_id_of,
+    snapshot,
+    train_config,
+)
+from search.uris import mask
+
+# How a trial can end; `lost` (worker or driver died) is retried and does not count.
+OUTCOMES = ("complete", "pruned", "diverged", "failed", "lost")
+
+
+@dataclass
+class BandRun:
+    """One band's study, its MLflow parent run and what has happened in it so far."""
+
+    plan: BandPlan
+    study: optuna.Study
+    parent_run_id: str  # empty until the first launch opens it
+    budget: int
+    data: Any = None  # the band's dataset (a Ray reference) once connected
+    baselines: Any = None  # Ray reference to the classical baselines' metrics, while they run
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0) | {"running": 0})
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def name(self) -> str:
+        return self.plan.band.name
+
+    @property
+    def finished(self) -> int:
+        """Trials that count against the budget: every ended trial but those retried."""
+        return sum(self.counts[state] for state in OUTCOMES if state != "lost")
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - self.finished - self.counts["running"]
+
+    def best(self) -> optuna.trial.FrozenTrial | None:
+        return best_trial(self.study)
+
+
+def creation_record(config: StudyConfig, plan: BandPlan) -> dict[str, Any]:
+    """What a band study was created from; a resumed launch must match it."""
+    return {
+        "band": to_dict(plan.band),
+        "task": to_dict(config.task),
+        "training": to_dict(config.training),
+        "space": plan.space_raw,
+    }
+
+
+def open_studies(config: StudyConfig, study_name: str, settings: Settings,
+                 experiment_id: str) -> list[tuple[BandPlan, optuna.Study]]:
+    """Create or resume each band's study; a resume with a changed band, task, training or
+    space is refused (it would mix incomparable trials)."""
+    storage = open_storage(settings.storage_url)
+    opened = []
+    for index, plan in enumerate(config.bands):
+        study = optuna.create_study(
+            study_name=band_study_name(study_name, plan.band.name),
+            storage=storage,
+            sampler=build_sampler(config.search.sampler, config.search.seed + index),
+            pruner=build_pruner(config.search.pruner),
+            direction="maximize",
+            load_if_exists=True,
+        )
+        wanted, found = creation_record(config, plan), snapshot(study)
+        if found:
+            changed = sorted(key for key in wanted if found.get(key) != wanted[key])
+            if changed:
+                raise BandsearchError(
+                    f"{config.source}: study {study_name!r} band {plan.band.name} was created from "
+                    f"a different {' and '.join(changed)} (see {found.get('config_file')}); "
+                    "resume with the original file or choose a new --study name"
+                )
+        else:
+            study.set_user_attr(SNAPSHOT, {**wanted, "config_file": str(config.source), "experiment_id": experiment_id})
+        opened.append((plan, study))
+    return opened
+
+
+def open_parent_runs(bands: list[BandRun], tracker: Any, experiment_id: str, study_name: str,
+                     storage_url: str) -> None:
+    """Each band's MLflow parent run: created on the first launch, reopened on a resume."""
+    for band in bands:
+        if band.parent_run_id:
+            tracker.reopen(band.parent_run_id)
+            if band.study.user_attrs.get(UNSENT_WRITES):  # an earlier launch ended with MLflow down
+                tracker.log(band.parent_run_id,
+                            tags={"bandsearch.mlflow_lost_writes": band.study.user_attrs[UNSENT_WRITES]})
+            continue
+        band.parent_run_id = tracker.start_run(
+            experiment_id,
+            f"band {band.name} Hz",
+            tags={"bandsearch.study": study_name, "bandsearch.band": band.name,
+                  "optuna.study_name": band.study.study_name, "bandsearch.role": "band"},
+            params={"band.center_hz": band.plan.band.center_hz, "band.width_hz": band.plan.band.width_hz,
+                    "storage": mask(storage_url)},
+        )
+        band.study.set_user_attr(PARENT_RUN, band.parent_run_id)
+
+
+def close_parent_run(band: BandRun, tracker: Any, interrupted: bool) -> None:
+    """Tag the band's parent run with its best trial and end it: FINISHED once the budget is done."""
+    best = band.best()
+    if best is not None:
+        tracker.log(band.parent_run_id, tags={
+            "best.trial_number": best.number, "best.val_accuracy": f"{best.value:.4f}",
+            "best.mlflow_run_id": run_id_of(band.study, best),
+            **{f"best.{key}": value for key, value in flat_params(train_config(best)).items()},
+        })
+    tracker.finish(band.parent_run_id, "FINISHED" if band.remaining <= 0 and not interrupted else "KILLED")
+
+
+def summary_row(band: BandRun) -> dict[str, Any]:
+    """The launch's closing line for one band: counts, best value and config, baselines."""
+    best = band.best()
+    return {
+        "band": band.name,
+        "complete": band.counts["complete"],
+        "pruned": band.counts["pruned"] + band.counts["diverged"],
+        "failed": band.counts["failed"],
+        "best": best.value if best else None,
+        "config": train_config(best) if best else None,
+        "best_run_id": run_id_of(band.study, best) if best else None,
+        "angle_error_deg": best.user_attrs.get(NET_ERROR) if best else None,
+        "baselines": band.study.user_attrs.get(BASELINES),
+        "parent_run_id": band.parent_run_id,
+    }

@@ -1,0 +1,58 @@
+"""Before the first trial: join Ray, serve the storage if asked, check that every node reaches
+the storage and MLflow, start building each band's dataset (once, shared by its trials) and
+resolve `lr: {from: lr_finder}` ranges, running the range tests that are missing."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+from objectives.errors import InvalidConfig
+from search import cluster, reach
+from search.config import StudyConfig
+from search.driver.bands import BandRun
+from search.errors import BandsearchError
+from search.lr_finder import LrFinder
+from search.proxy import StorageProxy
+from search.settings import Settings
+from search.storage import open_storage
+
+
+def serve_storage(settings: Settings) -> StorageProxy:
+    """The driver's gRPC storage proxy for the workers (`--storage-proxy`), started."""
+    proxy = StorageProxy(open_storage(settings.storage_url), settings.storage_proxy)
+    proxy.start()
+    return proxy
+
+
+def check_reach(storage_url: str, tracking_uri: str) -> None:
+    """On a multi-node cluster, every node must reach the storage and MLflow before any trial."""
+    if cluster.node_count() > 1:
+        reach.require(cluster.on_every_node, {"the study storage": storage_url, "MLflow": tracking_uri})
+
+
+def start_datasets(config: StudyConfig, settings: Settings, bands: list[BandRun]) -> None:
+    """Start building the dataset of each band that has none yet; trials get the references."""
+    missing = [band for band in bands if band.data is None]
+    refs = cluster.datasets(config.task, [band.plan.band for band in missing], settings.cache_dir)
+    for band in missing:
+        band.data = refs[band.name]
+        band.started = time.monotonic()
+
+
+def seed_from_finder(config: StudyConfig, study_name: str, settings: Settings, bands: list[BandRun]) -> None:
+    """Resolve `lr: {from: lr_finder}` ranges, running the range tests that are missing."""
+    needs = {band.name: band.plan.space.finder_optimizers() for band in bands}
+    if not any(needs.values()):
+        return
+    finder = LrFinder(config, study_name, settings)
+    results = finder.run(finder.tasks({name: opts for name, opts in needs.items() if opts}),
+                         {band.name: band.data for band in bands})
+    for band in bands:
+        suggestions = {task.optimizer: (result or {}).get("suggestion")
+                       for task, result in results.items() if task.band == band.name}
+        try:
+            space = band.plan.space.resolve(suggestions)
+        except InvalidConfig as err:
+            raise BandsearchError(f"{config.source}: bands {band.name}: space.{err.key}: {err.message}") from None
+        band.plan = dataclasses.replace(band.plan, space=space)

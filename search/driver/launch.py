@@ -1,0 +1,41 @@
+"""The whole launch in one call: create or resume the study, run every band to its budget,
+then refresh the per-frequency learning-rate tables in MLflow."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from search.config import StudyConfig
+from search.driver.bands import BandRun, summary_row
+from search.driver.loop import Launch, Progress
+from search.lr_tables import finder_table, log_tables, study_table
+from search.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def launch(config: StudyConfig, study_name: str, settings: Settings, progress: Progress | None = None,
+           address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
+    """Create or resume the study and run every band to its budget."""
+    run = Launch(config, study_name, settings, progress)
+    run.prepare()
+    bands = run.run(address=address, num_cpus=num_cpus)
+    publish_tables(settings, study_name)
+    return bands
+
+
+def publish_tables(settings: Settings, study_name: str) -> None:
+    """Log the per-frequency learning-rate tables of the study to MLflow. A finished study
+    never fails on this: the tables can be logged again with `bandsearch lr-table`."""
+    tables = [study_table(settings.storage_url, study_name), finder_table(settings.storage_url, study_name)]
+    try:
+        log_tables(settings.tracking_uri, settings.artifact_root, study_name, [t for t in tables if t.cells])
+    except Exception as err:  # MLflow down at the very end: the study itself is complete
+        log.warning("could not log the learning-rate tables to MLflow (%s); run `bandsearch lr-table %s` later",
+                    err, study_name)
+
+
+def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:
+    return [summary_row(band) for band in bands]

@@ -1,0 +1,121 @@
+"""How bandsearch lays out its records in Optuna: study names, every user-attribute key, and
+the helpers that read them back. Nothing else in search/ spells an attribute key.
+
+A study named S is one Optuna study per band, `S/<band>`. Its study attributes hold what it
+was created from and its links to MLflow; each trial's attributes hold its full train
+config, its MLflow run and, for retries, its lineage. LR range-test results live in one
+study of their own (`FINDER_STUDY`), keyed by everything that determines them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from search.errors import BandsearchError
+from search.storage import open_storage
+from search.uris import mask
+
+# -- band study attributes ------------------------------------------------------------
+SNAPSHOT = "bandsearch"  # band, task, training, space, config_file, experiment_id: a resume must match
+BUDGET = "budget"  # trials per band asked by the latest launch
+PARENT_RUN = "mlflow_parent_run_id"  # the band's MLflow parent run
+# Trial number -> MLflow run id, for runs created after their trial ended (MLflow was down
+# when the trial started; a finished trial's attributes are frozen).
+LATE_RUNS = "mlflow_late_runs"
+UNSENT_WRITES = "mlflow_unsent_writes"  # driver writes MLflow never got (an outage outlasted the launch)
+BASELINES = "baselines"  # the classical baselines' metrics on the band's test clips
+
+# -- trial attributes -----------------------------------------------------------------
+TRAIN_CONFIG = "train_config"  # the full TrainConfig as plain data
+RUN_ID = "mlflow_run_id"
+RETRY_OF = "retry_of"  # the trial number this one repeats
+ATTEMPT = "attempt"  # 1 for the first retry of a trial, 2 for the next...
+RETRIED = "retried"  # this failed trial was re-queued
+FAIL_REASON = "fail_reason"
+STOP_REASON = "stop_reason"  # "diverged" on a pruned trial whose loss went NaN/inf
+NET_ERROR = "val_angle_error_deg"  # the network's final mean angle error
+
+# -- the LR finder's store ------------------------------------------------------------
+FINDER_STUDY = "bandsearch:lr-finder"  # holds every range-test result, as study attributes
+FINDER_PREFIX = "lr-finder/"  # ... under keys starting with this
+
+
+def band_study_name(study: str, band: str) -> str:
+    return f"{study}/{band}"
+
+
+def band_summaries(storage: BaseStorage, study: str) -> dict[str, optuna.study.StudySummary]:
+    """The band studies of `study` in `storage`, by band name, in creation order."""
+    prefix = f"{study}/"
+    return {
+        summary.study_name.removeprefix(prefix): summary
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if summary.study_name.startswith(prefix)
+    }
+
+
+def open_band_studies(storage_url: str, study: str) -> dict[str, optuna.Study]:
+    """Every band study of `study`, by band name; a clear error if there is none."""
+    storage = open_storage(storage_url)
+    summaries = band_summaries(storage, study)
+    if not summaries:
+        raise BandsearchError(
+            f"no study named {study!r} in {mask(storage_url)}; `bandsearch studies` lists what is there"
+        )
+    return {band: optuna.load_study(study_name=s.study_name, storage=storage) for band, s in summaries.items()}
+
+
+def snapshot(study: optuna.Study) -> dict[str, Any]:
+    """What the band study was created from ({} before its first launch)."""
+    return study.user_attrs.get(SNAPSHOT, {})
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best completed trial, or None while there is none."""
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def train_config(trial: FrozenTrial) -> dict[str, Any]:
+    return trial.user_attrs[TRAIN_CONFIG]
+
+
+def best_per_optimizer(study: optuna.Study) -> dict[str, FrozenTrial]:
+    """The best completed trial of each optimizer the study tried."""
+    best: dict[str, FrozenTrial] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        name = train_config(trial)["optimizer"]
+        if name not in best or trial.value > best[name].value:
+            best[name] = trial
+    return best
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """The storage's id of a trial: what a worker needs to rebuild it. Optuna keeps it private
+    (`_trial_id`, the reason for the minor-version pin in pyproject.toml)."""
+    return trial._trial_id
+
+
+def live_trial(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:
+    """A handle to write to a trial found RUNNING in the storage (to fail it after a crash)."""
+    return optuna.trial.Trial(study, trial_id(frozen))
+
+
+def link_run(study: optuna.Study, trial: optuna.Trial, run_id: str) -> None:
+    """Record `run_id` as the MLflow run of `trial`: on the trial while it runs, else on the study."""
+    try:
+        trial.set_user_attr(RUN_ID, run_id)
+    except UpdateFinishedTrialError:
+        study.set_user_attr(LATE_RUNS, {**study.user_attrs.get(LATE_RUNS, {}), str(trial.number): run_id})
+
+
+def run_id_of(study: optuna.Study, trial: FrozenTrial) -> str:
+    """The MLflow run of `trial` ("" if it never got one)."""
+    return trial.user_attrs.get(RUN_ID) or study.user_attrs.get(LATE_RUNS, {}).get(str(trial.number), "")

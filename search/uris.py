@@ -1,0 +1,105 @@
+"""What kind of URI is this: the one place that reads the scheme of an MLflow tracking URI or
+an Optuna storage URL, and that masks passwords before a URL is shown.
+
+A scheme bandsearch knows counts with or without `//` (`sqlite:x.db` is a database, not a
+file named so); any other name counts only as `name://`, so a relative path such as
+`runs:old/optuna.journal` stays a path. A scheme that names neither kind is refused with the
+accepted forms, before anything is opened or created.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+
+from search.errors import BandsearchError
+
+
+class TrackingKind(StrEnum):
+    SERVER = "server"  # http(s)://HOST[:PORT]: a tracking server, with its own artifact root
+    DATABRICKS = "databricks"  # databricks or databricks://PROFILE
+    DATABASE = "database"  # sqlite/postgresql/mysql/mssql[+DRIVER]://...: the store used embedded
+    FOLDER = "folder"  # PATH or file://PATH: a local store that keeps its artifacts in itself
+
+
+class StorageKind(StrEnum):
+    JOURNAL = "journal"  # PATH or journal://PATH: a journal file under a file lock
+    DATABASE = "database"  # sqlite/postgresql/mysql[+DRIVER]://...: an RDB through SQLAlchemy
+    PROXY = "proxy"  # grpc://HOST:PORT: Optuna's storage proxy (search/proxy.py)
+
+
+_TRACKING = {
+    "http": TrackingKind.SERVER, "https": TrackingKind.SERVER, "databricks": TrackingKind.DATABRICKS,
+    "sqlite": TrackingKind.DATABASE, "postgresql": TrackingKind.DATABASE, "mysql": TrackingKind.DATABASE,
+    "mssql": TrackingKind.DATABASE, "file": TrackingKind.FOLDER,
+}
+_STORAGE = {
+    "journal": StorageKind.JOURNAL, "sqlite": StorageKind.DATABASE, "postgresql": StorageKind.DATABASE,
+    "mysql": StorageKind.DATABASE, "grpc": StorageKind.PROXY,
+}
+_TRACKING_FORMS = ("http(s)://HOST:PORT, databricks[://PROFILE], sqlite:///PATH, "
+                   "postgresql|mysql|mssql[+DRIVER]://..., or a folder (PATH or file:///PATH)")
+_STORAGE_FORMS = ("a journal file (PATH or journal://PATH), sqlite:///PATH, "
+                  "postgresql|mysql[+DRIVER]://..., or grpc://HOST:PORT (the storage proxy)")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+
+
+def scheme(url: str) -> str:
+    """The scheme of `url` in lower case, without a `+DRIVER` suffix; "" for a bare path."""
+    match = _SCHEME.match(url)
+    if match is None:
+        return ""
+    name = match.group(1).lower().split("+")[0]
+    return name if match.group(2) or name in _TRACKING or name in _STORAGE else ""
+
+
+def tracking_kind(uri: str) -> TrackingKind:
+    """What the MLflow tracking URI `uri` names; BandsearchError for a scheme MLflow does not store in."""
+    if uri == "databricks":  # MLflow's word for the default Databricks profile
+        return TrackingKind.DATABRICKS
+    name = scheme(uri)
+    if not name:
+        return TrackingKind.FOLDER
+    if name not in _TRACKING:
+        raise _unknown("the MLflow tracking URI", uri, name, _TRACKING_FORMS)
+    return _TRACKING[name]
+
+
+def storage_kind(url: str) -> StorageKind:
+    """What the Optuna storage URL `url` names; BandsearchError for any other scheme (http too)."""
+    name = scheme(url)
+    if not name:
+        return StorageKind.JOURNAL
+    if name not in _STORAGE:
+        raise _unknown("the study storage", url, name, _STORAGE_FORMS)
+    return _STORAGE[name]
+
+
+def is_remote_tracking(uri: str) -> bool:
+    """MLflow served by a tracking server or Databricks: cheap for any worker to reach, and
+    with its own UI; any other store is opened by each process that writes to it."""
+    return tracking_kind(uri) in (TrackingKind.SERVER, TrackingKind.DATABRICKS)
+
+
+def needs_artifact_root(uri: str) -> bool:
+    """Whether MLflow on `uri` needs bandsearch to name a local artifact folder: a database
+    store used embedded does (else MLflow writes to ./mlruns of whatever the current folder
+    is); a server picks its own and a folder store keeps artifacts in itself."""
+    return tracking_kind(uri) is TrackingKind.DATABASE
+
+
+def journal_path(url: str) -> Path:
+    """The file of a journal storage URL (PATH or journal://PATH)."""
+    return Path(re.sub(r"^journal://", "", url, flags=re.IGNORECASE))
+
+
+def mask(url: str) -> str:
+    """The URL with any password (`user:PASSWORD@host` or `password=...`) replaced by ***,
+    for logs, MLflow params and exported files. Greedy to the last `@`: over-masking is safe."""
+    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+    return re.sub(r"((?:^|[?&;\s])password=)[^&;\s]*", r"\1***", url, flags=re.IGNORECASE)
+
+
+def _unknown(what: str, url: str, name: str, forms: str) -> BandsearchError:
+    return BandsearchError(f"{what} {mask(url)} has an unknown scheme {name!r}; use {forms}")

@@ -1,0 +1,154 @@
+"""The driver's scheduling and outcome mapping, without Ray: a fake runner stands in for the
+four calls of search/cluster.py, while Optuna (a journal file) and MLflow (sqlite) are real."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import tiny_config
+from optuna.trial import TrialState
+from read_mlflow import dump
+
+from search.config import parse_config
+from search.driver.bands import open_parent_runs
+from search.driver.loop import Launch
+from search.settings import Settings
+from search.worker import TrialJob, TrialOutcome
+
+Result = tuple[TrialOutcome | None, str | None, bool]
+
+
+class FakeRunner:
+    """Runs a trial the moment it is submitted: its result is `result_of(job)`. Finishes trials
+    in submission order and remembers how many were in flight at most."""
+
+    def __init__(self, result_of: Callable[[TrialJob], Result], interrupt_after: int | None = None):
+        self.result_of = result_of
+        self.interrupt_after = interrupt_after
+        self.results: dict[int, Result] = {}
+        self.running: set[int] = set()  # submitted, not yet returned by wait_one
+        self.ids = itertools.count()
+        self.max_in_flight = 0
+        self.collected = 0
+        self.cancelled: list[int] = []
+
+    def submit(self, job: TrialJob, data: Any, cpus: float, gpus: float) -> int:
+        assert data == f"data of {job.study_name.split('/')[-1]}"  # each band's own dataset
+        ref = next(self.ids)
+        self.results[ref] = self.result_of(job)
+        self.running.add(ref)
+        self.max_in_flight = max(self.max_in_flight, len(self.running))
+        return ref
+
+    def wait_one(self, pending: list[int], timeout: float | None = None) -> int | None:
+        if self.interrupt_after is not None and self.collected >= self.interrupt_after:
+            raise KeyboardInterrupt
+        if not pending:
+            return None
+        self.running.discard(min(pending))
+        return min(pending)
+
+    def result(self, ref: int) -> Result:
+        self.collected += 1
+        return self.results.pop(ref)
+
+    def cancel(self, refs: Sequence[int]) -> None:
+        self.cancelled += refs
+        self.running.difference_update(refs)
+
+
+def complete(job: TrialJob) -> Result:
+    lr = job.train_config["lr"]
+    return TrialOutcome(state="complete", value=1.0 - abs(lr - 0.01), epochs=3), None, False
+
+
+def make_launch(tmp_path: Path, runner: FakeRunner, trials: int, workers: int, max_retries: int = 1) -> Launch:
+    config = parse_config(tiny_config(search={"trials_per_band": trials, "workers": workers, "max_retries": max_retries},
+                                      baselines={"methods": []}), source="unit.yaml")  # baselines run on Ray
+    launch = Launch(config, "unit", Settings.resolve(run_dir=str(tmp_path)), runner=runner)
+    launch.prepare()
+    open_parent_runs(launch.bands, launch.tracker, launch.experiment_id, "unit", launch.settings.storage_url)
+    for band in launch.bands:
+        band.data = f"data of {band.name}"
+    return launch
+
+
+def runs_by_role(launch: Launch) -> dict[str, list[dict]]:
+    runs: dict[str, list[dict]] = {}
+    for run in dump(launch.settings.tracking_uri, "unit")["runs"]:
+        runs.setdefault(run["tags"]["bandsearch.role"], []).append(run)
+    return runs
+
+
+def test_every_band_gets_its_exact_budget_with_at_most_w_in_flight(tmp_path: Path) -> None:
+    runner = FakeRunner(complete)
+    launch = make_launch(tmp_path, runner, trials=5, workers=3)
+    launch.loop()
+    assert runner.max_in_flight == 3
+    for band in launch.bands:
+        trials = band.study.get_trials()
+        assert [t.state for t in trials] == [TrialState.COMPLETE] * 5 and band.finished == 5
+    runs = runs_by_role(launch)
+    assert len(runs["trial"]) == 10 and {r["status"] for r in runs["trial"]} == {"FINISHED"}
+    assert {r["status"] for r in runs["band"]} == {"FINISHED"}
+    best = max(launch.bands[0].study.get_trials(), key=lambda t: t.value)
+    parent = next(r for r in runs["band"] if r["tags"]["bandsearch.band"] == launch.bands[0].name)
+    assert parent["tags"]["best.trial_number"] == str(best.number)
+
+
+def test_each_outcome_maps_to_its_optuna_and_mlflow_state(tmp_path: Path) -> None:
+    script = iter([
+        (None, "ActorDiedError: the worker died", True),  # lost: retried with the same parameters
+        (None, "Traceback: ZeroDivisionError", False),  # an exception escaped the trial
+        (TrialOutcome(state="failed", error="Traceback: bad"), None, False),
+        (TrialOutcome(state="diverged", error="loss nan at epoch 1", epochs=1), None, False),
+        (TrialOutcome(state="pruned", value=0.1, epochs=1), None, False),
+    ])
+    runner = FakeRunner(lambda job: next(script, None) or complete(job))
+    launch = make_launch(tmp_path, runner, trials=3, workers=1)
+    launch.loop()
+    trials = {t.number: t for band in launch.bands for t in band.study.get_trials()
+              if band.name == launch.bands[0].name}
+    # Bands are served by most budget left, so band 0 (500 Hz) gets trials 0, 1 (retry of 0), 2...
+    lost, retry = trials[0], next(t for t in trials.values() if t.user_attrs.get("retry_of") == 0)
+    assert lost.state == TrialState.FAIL and lost.user_attrs["retried"] is True
+    assert retry.params == lost.params and retry.user_attrs["attempt"] == 1
+    states = sorted(t.state.name for band in launch.bands for t in band.study.get_trials())
+    assert states.count("FAIL") == 3 and states.count("PRUNED") == 2 and states.count("COMPLETE") == 2
+    assert sum(band.finished for band in launch.bands) == 6  # the lost trial does not count
+    diverged = [t for band in launch.bands for t in band.study.get_trials() if t.user_attrs.get("stop_reason")]
+    assert [t.state for t in diverged] == [TrialState.PRUNED]
+    by_state = {}
+    for run in runs_by_role(launch)["trial"]:
+        by_state.setdefault(run["tags"]["bandsearch.state"], set()).add(run["status"])
+    assert by_state == {"lost": {"FAILED"}, "failed": {"FAILED"}, "diverged": {"KILLED"}, "pruned": {"KILLED"},
+                        "complete": {"FINISHED"}}
+
+
+def test_a_lost_trial_is_retried_only_max_retries_times(tmp_path: Path) -> None:
+    runner = FakeRunner(lambda job: (None, "node died", True))
+    launch = make_launch(tmp_path, runner, trials=1, workers=1, max_retries=2)
+    launch.loop()
+    for band in launch.bands:
+        attempts = [t.user_attrs.get("attempt", 0) for t in band.study.get_trials()]
+        assert attempts == [0, 1, 2] and band.finished == 1 and band.counts["failed"] == 1
+
+
+def test_an_interrupted_loop_leaves_nothing_running(tmp_path: Path) -> None:
+    runner = FakeRunner(complete, interrupt_after=2)
+    launch = make_launch(tmp_path, runner, trials=4, workers=2)
+    with pytest.raises(KeyboardInterrupt):
+        launch.loop()
+    assert len(runner.cancelled) == 2
+    trials = [t for band in launch.bands for t in band.study.get_trials()]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    # Two finished, two in flight and one prepared: the last three are failed for a retry.
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+    assert sum(t.state == TrialState.FAIL and t.user_attrs.get("retried") for t in trials) == 3
+    runs = runs_by_role(launch)
+    assert not [r for r in runs["trial"] + runs["band"] if r["status"] == "RUNNING"]
+    assert {r["status"] for r in runs["band"]} == {"KILLED"}
