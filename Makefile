@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # The interpreter `make test-312` builds .venv312 with (a full path works too).
 PYTHON312 ?= python3.12
 
-.PHONY: setup demo test test-312 bench clean
+.PHONY: setup demo test test-312 lint bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ test: setup
 # The fast tests (no two-node cluster) on Python 3.12, in a venv of its own.
 test-312:
 	$(MAKE) --no-print-directory test PYTHON=$(PYTHON312) VENV=.venv312 PYTEST_ARGS='-m "not distributed"'
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup
 	$(BIN)/python tests/benchmarks/quickstart_overhead.py

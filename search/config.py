@@ -105,7 +105,8 @@ def build_dataclass(cls: type, data: Any, key: str) -> Any:
         raise InvalidConfig(f"{key}.{unknown[0]}", f"unknown key; {key} takes {sorted(fields)}")
     values = {}
     for name, value in data.items():
-        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else fields[name].default
+        default = (fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING
+                   else fields[name].default)
         if dataclasses.is_dataclass(default):
             value = build_dataclass(type(default), value, f"{key}.{name}")
         elif isinstance(default, tuple):
@@ -192,7 +193,7 @@ def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: 
             center_hz=float(center),
             width_hz=float(entry.get("width_hz", 0.3 * center)),
         )
-        _checked(key, lambda: band.validate(task.sample_rate, task.array))
+        _checked(key, lambda band=band: band.validate(task.sample_rate, task.array))
         if band.name in seen:
             raise InvalidConfig(f"{key}.name", f"duplicate band name {band.name!r}")
         seen.add(band.name)

@@ -120,8 +120,10 @@ def write_report(settings: Settings, study_name: str, seeds: int, out: Path) -> 
     md.append(_table("Final validation accuracy", ["band", "optimizer", "study's best trial", "re-run accuracy",
                                                     f"vs {lowest} Hz", "angle error (deg)"],
                      [row(r, f"{r.study_value:.3f}", fmt(r.final("val_accuracy")),
-                          f"{mean_ci(r.final('val_accuracy'))[0] - base[r.optimizer]:+.3f}" if r.optimizer in base else "-",
-                          fmt(r.final("val_angle_error_deg"), 1) if "val_angle_error_deg" in r.histories[0][-1] else "-")
+                          f"{mean_ci(r.final('val_accuracy'))[0] - base[r.optimizer]:+.3f}"
+                          if r.optimizer in base else "-",
+                          fmt(r.final("val_angle_error_deg"), 1)
+                          if "val_angle_error_deg" in r.histories[0][-1] else "-")
                       for r in reruns]))
     md += _claims(by_band, lambda r: r.final("val_accuracy"), True, "is more accurate") + [""]
     figures.bars_with_intervals({b: {r.optimizer: mean_ci(r.final("val_accuracy")) for r in rs}
@@ -129,7 +131,8 @@ def write_report(settings: Settings, study_name: str, seeds: int, out: Path) -> 
                                 "final accuracy (95 % intervals)", out / "accuracy.png")
     md.append("![accuracy](accuracy.png)\n")
 
-    md.append(_table(f"Epochs to {target:.0%} validation accuracy", ["band", "optimizer", "epochs", "seeds reaching it"],
+    md.append(_table(f"Epochs to {target:.0%} validation accuracy",
+                     ["band", "optimizer", "epochs", "seeds reaching it"],
                      [row(r, fmt(r.summary("summary.epochs_to_target"), 1),
                           f"{len(r.summary('summary.epochs_to_target'))}/{seeds}") for r in reruns]))
     md += _claims(by_band, lambda r: r.summary("summary.epochs_to_target"), False, "reaches the target faster") + [""]

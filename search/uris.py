@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from search.errors import BandsearchError
 
@@ -58,22 +59,22 @@ def tracking_kind(uri: str) -> TrackingKind:
     """What the MLflow tracking URI `uri` names; BandsearchError for a scheme MLflow does not store in."""
     if uri == "databricks":  # MLflow's word for the default Databricks profile
         return TrackingKind.DATABRICKS
-    name = scheme(uri)
-    if not name:
-        return TrackingKind.FOLDER
-    if name not in _TRACKING:
-        raise _unknown("the MLflow tracking URI", uri, name, _TRACKING_FORMS)
-    return _TRACKING[name]
+    return _kind(uri, _TRACKING, TrackingKind.FOLDER, "the MLflow tracking URI", _TRACKING_FORMS)
 
 
 def storage_kind(url: str) -> StorageKind:
     """What the Optuna storage URL `url` names; BandsearchError for any other scheme (http too)."""
+    return _kind(url, _STORAGE, StorageKind.JOURNAL, "the study storage", _STORAGE_FORMS)
+
+
+def _kind(url: str, table: dict[str, Any], bare: Any, what: str, forms: str) -> Any:
+    """`table`'s kind for the scheme of `url`, `bare` for a plain path, else the clear error."""
     name = scheme(url)
     if not name:
-        return StorageKind.JOURNAL
-    if name not in _STORAGE:
-        raise _unknown("the study storage", url, name, _STORAGE_FORMS)
-    return _STORAGE[name]
+        return bare
+    if name not in table:
+        raise BandsearchError(f"{what} {mask(url)} has an unknown scheme {name!r}; use {forms}")
+    return table[name]
 
 
 def is_remote_tracking(uri: str) -> bool:
@@ -99,7 +100,3 @@ def mask(url: str) -> str:
     for logs, MLflow params and exported files. Greedy to the last `@`: over-masking is safe."""
     url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
     return re.sub(r"((?:^|[?&;\s])password=)[^&;\s]*", r"\1***", url, flags=re.IGNORECASE)
-
-
-def _unknown(what: str, url: str, name: str, forms: str) -> BandsearchError:
-    return BandsearchError(f"{what} {mask(url)} has an unknown scheme {name!r}; use {forms}")

@@ -24,7 +24,8 @@ def dump(tracking_uri: str, experiment_name: str) -> dict:
             "name": run.info.run_name,
             "status": run.info.status,
             "params": run.data.params,
-            "tags": {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.parentRunId"},
+            "tags": {k: v for k, v in run.data.tags.items()
+                     if not k.startswith("mlflow.") or k == "mlflow.parentRunId"},
             "metrics": histories,
             "artifacts": [f.path for f in client.list_artifacts(run.info.run_id)],
         })

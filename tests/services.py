@@ -4,6 +4,7 @@ is stopped through its own handle (never `ray stop`, which ends every Ray of the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,14 +52,10 @@ def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
     """SIGTERM the process group we started, then SIGKILL what is left of it."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait(10)
 
 

@@ -73,7 +73,8 @@ def test_lr_find_then_lr_table(tmp_path: Path) -> None:
     assert "LR finder suggestions" in found.stdout
     table = bandsearch("lr-table", "lrs", "--run-dir", run_dir, "--markdown", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
-    rows = [line for line in table.stdout.splitlines() if line.startswith("| 500 Hz |") or line.startswith("| 3000 Hz |")]
+    rows = [line for line in table.stdout.splitlines()
+            if line.startswith("| 500 Hz |") or line.startswith("| 3000 Hz |")]
     assert len(rows) == 2 and all(line.count("e-") + line.count("e+") >= 2 for line in rows), table.stdout
 
 
@@ -85,7 +86,8 @@ def test_data_write_show_then_a_study_on_the_folder(tmp_path: Path) -> None:
     written = bandsearch("data", "write", str(synthetic), "recs", "--recordings", "24", "8", "--seconds", "1",
                          "--run-dir", run_dir, cwd=tmp_path)
     assert written.returncode == 0, written.stderr
-    assert {"array.json", "labels.csv", "train-0001.wav", "val-0008.wav"} <= {p.name for p in (tmp_path / "recs").iterdir()}
+    assert {"array.json", "labels.csv", "train-0001.wav", "val-0008.wav"} <= {
+        p.name for p in (tmp_path / "recs").iterdir()}
     assert "500 Hz" in written.stdout and "168 (24)" in written.stdout  # 7 clips of 2048 per 1 s recording
     data = tiny_config(search={"trials_per_band": 2}, lr_finder={"batch_size": 32},
                        baselines={"methods": ["srp_phat"], "max_clips": 50})

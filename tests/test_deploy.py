@@ -115,7 +115,8 @@ def test_commands_and_ports_agree_across_files() -> None:
     params = cluster["headGroupSpec"]["rayStartParams"]
     for text in (head, launcher_head):
         assert "ray start --head" in text
-        for flag, role in (("--port", "gcs"), ("--dashboard-port", "dashboard"), ("--ray-client-server-port", "client")):
+        for flag, role in (("--port", "gcs"), ("--dashboard-port", "dashboard"),
+                           ("--ray-client-server-port", "client")):
             assert f"{flag}={PORTS[role]}" in text
         assert "--dashboard-host=0.0.0.0" in text
     assert (int(params["port"]), int(params["dashboard-port"]), int(params["ray-client-server-port"])) == (

@@ -67,7 +67,8 @@ def complete(job: TrialJob) -> Result:
 
 
 def make_launch(tmp_path: Path, runner: FakeRunner, trials: int, workers: int, max_retries: int = 1) -> Launch:
-    config = parse_config(tiny_config(search={"trials_per_band": trials, "workers": workers, "max_retries": max_retries},
+    config = parse_config(tiny_config(search={"trials_per_band": trials, "workers": workers,
+                                              "max_retries": max_retries},
                                       baselines={"methods": []}), source="unit.yaml")  # baselines run on Ray
     launch = Launch(config, "unit", Settings.resolve(run_dir=str(tmp_path)), runner=runner)
     launch.prepare()

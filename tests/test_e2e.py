@@ -196,7 +196,8 @@ def test_bad_trials_never_kill_the_study(tmp_path, ray_local) -> None:
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 1
     assert invalid and all("Nesterov momentum needs momentum > 0" in t.user_attrs["fail_reason"] for t in invalid)
     runs = _read_mlflow(settings, "bad")["runs"]
-    statuses = {r["tags"].get("bandsearch.state"): r["status"] for r in runs if r["tags"].get("bandsearch.role") == "trial"}
+    statuses = {r["tags"].get("bandsearch.state"): r["status"]
+                for r in runs if r["tags"].get("bandsearch.role") == "trial"}
     assert statuses.get("diverged") == "KILLED"
     assert not [r for r in runs if r["status"] == "RUNNING"]
 

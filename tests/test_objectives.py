@@ -140,7 +140,8 @@ def test_warmup_then_cosine() -> None:
 
 def test_objectives_never_import_the_search_stack() -> None:
     code = (
-        "import sys, objectives.train.loop, objectives.task.dataset, objectives.train.optim, objectives.task.sources.rooms\n"
+        "import sys, objectives.train.loop, objectives.task.dataset, objectives.train.optim, "
+        "objectives.task.sources.rooms\n"
         "import objectives.task.sources.recordings, objectives.task.baselines, objectives.task.sources.folder_writer\n"
         "bad = [m for m in ('optuna', 'ray', 'mlflow', 'search') if m in sys.modules]\n"
         "assert not bad, bad"

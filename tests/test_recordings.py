@@ -55,7 +55,7 @@ def test_one_file_per_channel_layout(tmp_path: Path) -> None:
 
 
 def test_seeded_split_is_by_recording_and_repeatable(folder: Path, tmp_path: Path) -> None:
-    rows = list(csv.DictReader(open(folder / "labels.csv")))
+    rows = list(csv.DictReader((folder / "labels.csv").read_text().splitlines()))
     copy = _copy(folder, tmp_path, [{k: v for k, v in row.items() if k != "split"} for row in rows])
     first, second = index_folder(copy, 1024, 7, 0.25), index_folder(copy, 1024, 7, 0.25)
     assert first.segments == second.segments

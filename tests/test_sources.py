@@ -50,7 +50,8 @@ def test_rir_bank_is_computed_once_cached_and_keyed(tmp_path) -> None:
     assert bank.rirs.shape[:3] == (3, 6, 4) and bank.rirs.shape[3] > 1000  # a real reverberant tail
     assert all(0.15 <= rt60 <= 0.25 for rt60 in bank.rt60_s.tolist())
     stamp = files[0].stat().st_mtime_ns
-    assert torch.equal(load_or_build_bank(ROOMS, TASK, tmp_path).rirs, bank.rirs) and files[0].stat().st_mtime_ns == stamp
+    assert (torch.equal(load_or_build_bank(ROOMS, TASK, tmp_path).rirs, bank.rirs)
+            and files[0].stat().st_mtime_ns == stamp)
     shared = Reverberant(share=3.0, rt60_s=(0.15, 0.25), distance_m=(0.8, 1.2), room_m=(3.5, 4.5), n_rooms=3,
                          held_out_rooms=1, positions_per_room=6)
     assert bank_key(shared, TASK) == bank_key(ROOMS, TASK)  # the share does not change the rooms

@@ -76,7 +76,8 @@ def _linear(array: ArrayConfig) -> tuple[tuple[float, float], ...]:
 
 def _circular(array: ArrayConfig) -> tuple[tuple[float, float], ...]:
     step = 2 * math.pi / array.n_mics
-    return tuple((array.radius_m * math.cos(i * step), array.radius_m * math.sin(i * step)) for i in range(array.n_mics))
+    return tuple((array.radius_m * math.cos(i * step), array.radius_m * math.sin(i * step))
+                 for i in range(array.n_mics))
 
 
 # The geometry table: a new layout is a function from the config to (x, y) positions.

@@ -84,7 +84,8 @@ class TrainConfig:
 
     def _validate_batches(self) -> None:
         if self.clip_norm is not None and not (self.clip_norm > 0 and math.isfinite(self.clip_norm)):
-            raise InvalidConfig("clip_norm", f"must be a finite number > 0 (or null: no clipping), got {self.clip_norm}")
+            raise InvalidConfig("clip_norm",
+                                f"must be a finite number > 0 (or null: no clipping), got {self.clip_norm}")
         if self.lr_reference_batch is not None and self.lr_reference_batch < 1:
             raise InvalidConfig("lr_reference_batch", f"must be >= 1 (or null: off), got {self.lr_reference_batch}")
         if self.ramp_from_batch_size is not None and not 1 <= self.ramp_from_batch_size <= self.batch_size:

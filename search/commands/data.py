@@ -23,7 +23,8 @@ from search.errors import BandsearchError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="write a synthetic dataset as a recordings folder; summarise a folder")
     actions = parser.add_subparsers(dest="action", required=True)
-    write = actions.add_parser("write", help="write the study's synthetic task as a folder (array.json, labels.csv, WAVs)")
+    write = actions.add_parser("write",
+                               help="write the study's synthetic task as a folder (array.json, labels.csv, WAVs)")
     write.add_argument("space", help="study YAML with synthetic sources (free_field, reverberant)")
     write.add_argument("out", help="folder to write")
     write.add_argument("--recordings", type=int, nargs=2, default=(48, 16), metavar=("TRAIN", "VAL"),

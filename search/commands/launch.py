@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
     parser.add_argument("--progress", choices=("live", "json", "quiet"), default="live",
                         help="live bars (default), JSON lines on stdout for scripts, or only the summary")
-    parser.add_argument("--quiet", dest="progress", action="store_const", const="quiet", help="same as --progress quiet")
+    parser.add_argument("--quiet", dest="progress", action="store_const", const="quiet",
+                        help="same as --progress quiet")
     add_location_options(parser)
     add_proxy_option(parser)
     parser.set_defaults(run=run)

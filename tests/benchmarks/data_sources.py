@@ -65,7 +65,8 @@ def throughput(folder: Path) -> None:
     consumed = steps * config.batch_size / result.train_seconds
     print(f"RIR bank ({rooms.sources[0].n_rooms} rooms x {rooms.sources[0].positions_per_room} positions, "
           f"{rooms.array.n_mics} mics): {bank_seconds:.1f} s, once, then cached")
-    print(f"training (Adam, batch 64, {config.epochs} epochs, {len(data.train_x)} clips): {steps / result.train_seconds:.0f} "
+    print(f"training (Adam, batch 64, {config.epochs} epochs, {len(data.train_x)} clips): "
+          f"{steps / result.train_seconds:.0f} "
           f"steps/s = {consumed:.0f} clips/s, {result.train_seconds:.2f} s per trial")
     # A band's dataset is made once (cached on disk, shared by its trials through Ray's object
     # store), so its cost is spread over the band's trials: 20 in the shipped studies.

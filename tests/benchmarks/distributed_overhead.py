@@ -126,7 +126,8 @@ def epoch_batches(tracking_uri: str, study: str) -> int:
     (the workers' batches, and the driver's end-of-trial call when it carried epochs)."""
     client = MlflowClient(tracking_uri)
     runs = _trial_runs(client, study)
-    stamps = {(r.info.run_id, m.timestamp) for r in runs for m in client.get_metric_history(r.info.run_id, "val_accuracy")}
+    stamps = {(r.info.run_id, m.timestamp)
+              for r in runs for m in client.get_metric_history(r.info.run_id, "val_accuracy")}
     return len(stamps)
 
 

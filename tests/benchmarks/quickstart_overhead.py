@@ -38,7 +38,8 @@ def main() -> None:
     config = load_config(args.space)
     if args.trials:
         config = dataclasses.replace(config, search=dataclasses.replace(config.search, trials_per_band=args.trials))
-    config = dataclasses.replace(config, task=dataclasses.replace(config.task, n_train=config.task.n_train * args.scale))
+    config = dataclasses.replace(config,
+                                 task=dataclasses.replace(config.task, n_train=config.task.n_train * args.scale))
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings.resolve(run_dir=folder)
         started = time.time()

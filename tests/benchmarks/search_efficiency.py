@@ -79,7 +79,8 @@ def run_bandsearch(config: StudyConfig, name: str, settings: Settings) -> tuple[
         ]
     client = MlflowClient(settings.tracking_uri)
     experiment = client.get_experiment_by_name(name).experiment_id
-    runs = [r for r in client.search_runs([experiment], max_results=5000) if r.data.tags.get("bandsearch.role") == "trial"]
+    runs = [r for r in client.search_runs([experiment], max_results=5000)
+            if r.data.tags.get("bandsearch.role") == "trial"]
     trained = sum(r.data.metrics.get("train_seconds", 0.0) for r in runs)
     return records, (config.search.workers * wall - trained) / len(runs)
 
@@ -197,7 +198,8 @@ def main() -> None:
             runs["bandsearch"].append(ours)
             overhead["bandsearch"].append(cost)
             random = dataclasses.replace(search, sampler={"name": "random"}, pruner={"name": "none"})
-            runs["random"].append(run_bandsearch(dataclasses.replace(base, search=random), f"random-{seed}", settings)[0])
+            runs["random"].append(
+                run_bandsearch(dataclasses.replace(base, search=random), f"random-{seed}", settings)[0])
             runs["hand-picked"].append(run_hand_picked(base, seed, settings.cache_dir))
             tuned, cost = run_tune(dataclasses.replace(base, search=search), seed, settings.cache_dir, Path(folder))
             runs["ray-tune"].append(tuned)
@@ -217,14 +219,16 @@ def report(base: StudyConfig, runs, overhead, out: Path, args) -> None:
         ours_budget = median(sum(n for _, n, _, _ in seed[band]) for seed in runs["bandsearch"])
         print(f"\nband {band} Hz: target = hand-picked table's best accuracy {target:.4f}; "
               f"equal compute = bandsearch's {ours_budget:.0f} trial-epochs")
-        print("| method | best accuracy | best at equal compute | trial-epochs used | trial-epochs to target | CPU s to target |")
+        print("| method | best accuracy | best at equal compute | trial-epochs used | trial-epochs to target "
+              "| CPU s to target |")
         print("| --- | --- | --- | --- | --- | --- |")
         for method in ("bandsearch", "random", "hand-picked", "ray-tune"):
             seeds = [seed[band] for seed in runs[method]]
             curves = [curve(records) for records in seeds]
             reached = [to_reach(records, target) for records in seeds]
             hits = [r for r in reached if r is not None]
-            to_target = (f"{median(r[0] for r in hits):.0f} ({len(hits)}/{len(seeds)} seeds)", f"{median(r[1] for r in hits):.1f}") if hits else ("not reached", "-")
+            to_target = ((f"{median(r[0] for r in hits):.0f} ({len(hits)}/{len(seeds)} seeds)",
+                          f"{median(r[1] for r in hits):.1f}") if hits else ("not reached", "-"))
             print(f"| {method} | {median(c[-1][1] for c in curves):.4f} | "
                   f"{median(best_at(c, ours_budget) for c in curves):.4f} | {median(c[-1][0] for c in curves):.0f} | "
                   f"{to_target[0]} | {to_target[1]} |")

@@ -43,7 +43,8 @@ class Reverberant:
         # The array sits near the room's centre; every source must stay 0.3 m off the walls.
         if not self.room_m[0] >= 2 * (self.distance_m[1] + WALL_M) or self.room_m[0] > self.room_m[1]:
             raise InvalidConfig("room_m", f"must be [low, high] with low >= 2 x (distance_m high + {WALL_M}) = "
-                                f"{2 * (self.distance_m[1] + WALL_M):g} m so every source fits, got {list(self.room_m)}")
+                                f"{2 * (self.distance_m[1] + WALL_M):g} m so every source fits, "
+                                f"got {list(self.room_m)}")
         if not 1 <= self.held_out_rooms < self.n_rooms:
             raise InvalidConfig("held_out_rooms", f"must be in [1, n_rooms - 1 = {self.n_rooms - 1}], "
                                 f"got {self.held_out_rooms}: training and test need rooms of their own")
