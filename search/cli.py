@@ -34,7 +34,7 @@ def _configure_logging(verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(show_path=False, console=Console(stderr=True))],
     )
-    import optuna
+    import optuna  # here, not at the top: only after the arguments parsed (Optuna takes ~1 s to import)
 
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
     # MLflow's database migrations announce themselves at INFO on first use.

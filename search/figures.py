@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -105,9 +106,7 @@ def bars_with_intervals(values: dict[str, dict[str, tuple[float, float]]], ylabe
 
 def optuna_figure(plot: str, study, path: Path) -> Path | None:
     """An optuna.visualization.matplotlib plot of `study` as PNG (None if it cannot be drawn)."""
-    import warnings
-
-    import optuna.visualization.matplotlib as ovm
+    import optuna.visualization.matplotlib as ovm  # heavy: loaded only when a report draws it
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

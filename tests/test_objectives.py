@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -147,3 +148,14 @@ def test_objectives_never_import_the_search_stack() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_objective_runs_alone_with_python_m_objectives() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "objectives", "--center-hz", "3000", "--epochs", "2", "--n-train", "256",
+         "--batch-size", "64"],
+        check=True, capture_output=True, text=True, timeout=300,
+    )
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["epoch"] for line in lines[:-1]] == [1, 2]
+    assert 0 <= lines[-1]["val_accuracy"] <= 1 and lines[-1]["val_accuracy"] == lines[-2]["val_accuracy"]

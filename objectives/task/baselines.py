@@ -51,7 +51,7 @@ def _stft(waveforms: torch.Tensor, n_fft: int) -> np.ndarray:
 
 def predict(task: TaskConfig, band: Band, method: str, waveforms: torch.Tensor) -> torch.Tensor:
     """The class each clip's estimated direction falls in, by MUSIC or SRP-PHAT on the band's bins."""
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra  # heavy (~1 s): loaded only when the baselines run
 
     grid = np.radians(angle_classes(task).numpy())
     locator = pra.doa.algorithms[METHODS[method]](

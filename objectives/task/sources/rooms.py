@@ -66,7 +66,7 @@ def bank_key(source: Reverberant, task: TaskConfig) -> str:
 
 def _room(source: Reverberant, task: TaskConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
     """Simulate one room: (rirs (positions, mics, taps), angles (positions,), rt60)."""
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra  # heavy (~1 s): loaded only when a room bank is simulated
 
     size = [*rng.uniform(*source.room_m, size=2), rng.uniform(*_HEIGHT_M)]
     rt60 = float(rng.uniform(*source.rt60_s))
