@@ -250,15 +250,21 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
                        lr_finder=lr_finder, baselines=baselines)
 
 
-def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a study YAML file."""
-    path = Path(path)
+def read_yaml(path: Path, what: str) -> Any:
+    """The data of a YAML file; errors name the file (and the line and column of a syntax error)."""
     try:
         text = path.read_text()
     except OSError as err:
-        raise BandsearchError(f"{path}: cannot read the study file ({err.strerror}); check the path") from None
+        raise BandsearchError(f"{path}: cannot read the {what} ({err.strerror}); check the path") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise BandsearchError(f"{path}: not valid YAML: {err}") from None
-    return parse_config(data, path)
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise BandsearchError(f"{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study YAML file."""
+    path = Path(path)
+    return parse_config(read_yaml(path, "study file"), path)

@@ -17,6 +17,7 @@ import yaml
 
 from objectives.task.config import Band, TaskConfig, task_from_dict
 from objectives.train.config import TrainConfig, train_from_dict
+from search.config import read_yaml
 from search.errors import BandsearchError
 from search.studies import best_trial, open_band_studies, run_id_of, snapshot, train_config
 from search.uris import mask
@@ -69,12 +70,7 @@ def write_export(document: dict[str, Any], path: Path) -> None:
 def load_best_config(path: str | Path, band: str) -> BestConfig:
     """Read one band's best configuration from a file written by `bandsearch export`."""
     path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise BandsearchError(f"{path}: cannot read ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise BandsearchError(f"{path}: not valid YAML: {err}") from None
+    document = read_yaml(path, "export file")
     bands = (document or {}).get("bands") if isinstance(document, dict) else None
     if not isinstance(bands, dict):
         raise BandsearchError(f"{path}: no `bands` mapping; is this a file from `bandsearch export`?")

@@ -9,6 +9,7 @@ study of their own (`FINDER_STUDY`), keyed by everything that determines them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import optuna
@@ -43,6 +44,19 @@ NET_ERROR = "val_angle_error_deg"  # the network's final mean angle error
 # -- the LR finder's store ------------------------------------------------------------
 FINDER_STUDY = "bandsearch:lr-finder"  # holds every range-test result, as study attributes
 FINDER_PREFIX = "lr-finder/"  # ... under keys starting with this
+
+
+# A study name is also an MLflow experiment and a folder name (reports, artifacts): no `/`,
+# no leading `.` (so no `..`), nothing a shell or a URL would mangle.
+_STUDY_NAME = re.compile(r"[A-Za-z0-9_ -][A-Za-z0-9_. -]*")
+
+
+def check_study_name(name: str) -> str:
+    """`name`, if it can name a study; else the clear error with the rule."""
+    if not _STUDY_NAME.fullmatch(name):
+        raise BandsearchError(f"study name {name!r}: use letters, digits, '-', '_', '.' and spaces, "
+                              "not starting with '.'")
+    return name
 
 
 def band_study_name(study: str, band: str) -> str:

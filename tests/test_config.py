@@ -117,9 +117,12 @@ def test_missing_file_and_broken_yaml_are_clear(tmp_path: Path) -> None:
     with pytest.raises(BandsearchError, match="cannot read the study file"):
         load_config(tmp_path / "nope.yaml")
     broken = tmp_path / "broken.yaml"
-    broken.write_text("space: [unclosed")
-    with pytest.raises(BandsearchError, match=f"{broken}: not valid YAML"):
+    broken.write_text("search:\n  workers: 2\n  seed: [unclosed\ntask: {}\n")
+    with pytest.raises(BandsearchError) as err:
         load_config(broken)
+    # The file, with the line and column where the parser gave up (the unclosed list runs into line 4).
+    assert str(err.value).startswith(f"{broken}:4:5: not valid YAML:"), err.value
+    assert "unicode string" not in str(err.value)
 
 
 def test_numeric_strings_from_yaml_1_1_are_accepted(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from read_mlflow import dump
 from search.config import parse_config
 from search.driver.bands import open_parent_runs
 from search.driver.loop import Launch
+from search.errors import BandsearchError
 from search.settings import Settings
 from search.worker import TrialJob, TrialOutcome
 
@@ -153,3 +154,12 @@ def test_an_interrupted_loop_leaves_nothing_running(tmp_path: Path) -> None:
     runs = runs_by_role(launch)
     assert not [r for r in runs["trial"] + runs["band"] if r["status"] == "RUNNING"]
     assert {r["status"] for r in runs["band"]} == {"KILLED"}
+
+
+def test_a_budget_below_the_finished_count_is_refused(tmp_path: Path) -> None:
+    make_launch(tmp_path, FakeRunner(complete), trials=3, workers=2).loop()
+    with pytest.raises(BandsearchError, match="band 500 has 3 finished trials, more than the budget of 2"):
+        make_launch(tmp_path, FakeRunner(complete), trials=2, workers=2)
+    resumed = make_launch(tmp_path, FakeRunner(complete), trials=4, workers=2)
+    resumed.loop()
+    assert [band.finished for band in resumed.bands] == [4, 4]

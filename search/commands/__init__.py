@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from search.errors import BandsearchError
 from search.settings import Settings
+from search.studies import check_study_name
 
 
 def add_location_options(parser: argparse.ArgumentParser) -> None:
@@ -26,3 +28,22 @@ def add_proxy_option(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.resolve(args.run_dir, args.storage, args.tracking_uri, getattr(args, "storage_proxy", None))
+
+
+def study_name(text: str) -> str:
+    """argparse type of a study-name argument: the naming rule, as a usage error (exit 2)."""
+    try:
+        return check_study_name(text)
+    except BandsearchError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def cpu_count(text: str) -> int:
+    """argparse type of --num-cpus: a whole number >= 1 (a Ray cluster with no CPU never runs a trial)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of CPUs >= 1 (or leave it out: all of them)")
+    return value

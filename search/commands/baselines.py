@@ -7,12 +7,12 @@ import argparse
 from rich.console import Console
 
 from search.baselines import table
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, settings_from, study_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("baselines", help="tuned network vs MUSIC and SRP-PHAT per band")
-    parser.add_argument("study", help="study name given to `launch`")
+    parser.add_argument("study", type=study_name, help="study name given to `launch`")
     add_location_options(parser)
     parser.set_defaults(run=run)
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, settings_from, study_name
 from search.export import best_configs, write_export
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="write the best config per band as YAML")
-    parser.add_argument("study", help="study name given to `launch`")
+    parser.add_argument("study", type=study_name, help="study name given to `launch`")
     parser.add_argument("--out", default="best.yaml", help="output file (default: best.yaml)")
     add_location_options(parser)
     parser.set_defaults(run=run)

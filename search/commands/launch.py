@@ -10,22 +10,24 @@ from rich.console import Console
 from rich.table import Table
 
 from search import baselines
-from search.commands import add_location_options, add_proxy_option, settings_from
+from search.commands import add_location_options, add_proxy_option, cpu_count, settings_from, study_name
 from search.config import load_config
 from search.driver.launch import launch, summarize
 from search.errors import BandsearchError
 from search.progress import JsonLinesProgress, LiveProgress
+from search.studies import check_study_name
 from search.uris import is_remote_tracking, mask
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("launch", help="run or resume a study: one Optuna study per band, trials on Ray")
     parser.add_argument("space", help="study YAML (see spaces/audio_angle.yaml)")
-    parser.add_argument("--study", help="study name (default: the YAML file's stem); the same name resumes")
+    parser.add_argument("--study", type=study_name,
+                        help="study name (default: the YAML file's stem); the same name resumes")
     parser.add_argument("--trials", type=int, help="trials per band (overrides search.trials_per_band)")
     parser.add_argument("--workers", type=int, help="trials in flight (overrides search.workers)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
-    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    parser.add_argument("--num-cpus", type=cpu_count, help="CPUs of the local Ray cluster (default: all)")
     parser.add_argument("--progress", choices=("live", "json", "quiet"), default="live",
                         help="live bars (default), JSON lines on stdout for scripts, or only the summary")
     parser.add_argument("--quiet", dest="progress", action="store_const", const="quiet",
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             raise BandsearchError(f"--{'trials' if key == 'trials_per_band' else key} must be >= 1, got {value}")
     config = dataclasses.replace(config, search=dataclasses.replace(config.search, **overrides))
     settings = settings_from(args)
-    study = args.study or config.source.stem
+    study = args.study or check_study_name(config.source.stem)
     # With JSON lines on stdout, everything for people goes to stderr.
     console = Console(stderr=args.progress == "json")
     console.print(f"study [bold]{study}[/]: {len(config.bands)} bands x {config.search.trials_per_band} trials, "

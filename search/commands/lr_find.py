@@ -7,22 +7,23 @@ import argparse
 from rich.console import Console
 
 from search import cluster
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, cpu_count, settings_from, study_name
 from search.config import load_config
 from search.driver.bands import open_studies
 from search.driver.launch import publish_tables
 from search.lr_finder import LrFinder
 from search.lr_tables import finder_table
+from search.studies import check_study_name
 from search.tracking import Tracker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("lr-find", help="LR range test per band and optimizer (parallel on Ray)")
     parser.add_argument("space", help="study YAML; its lr_finder section sets the test")
-    parser.add_argument("--study", help="study name (default: the YAML file's stem)")
+    parser.add_argument("--study", type=study_name, help="study name (default: the YAML file's stem)")
     parser.add_argument("--rerun", action="store_true", help="run again even where a stored result exists")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
-    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    parser.add_argument("--num-cpus", type=cpu_count, help="CPUs of the local Ray cluster (default: all)")
     add_location_options(parser)
     parser.set_defaults(run=run)
 
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.space)
     settings = settings_from(args)
-    study = args.study or config.source.stem
+    study = args.study or check_study_name(config.source.stem)
     tracker = Tracker(settings.tracking_uri)
     tracker.check()
     # The band studies hold what the tables need to find these results.

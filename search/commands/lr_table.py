@@ -6,13 +6,13 @@ import argparse
 
 from rich.console import Console
 
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, settings_from, study_name
 from search.lr_tables import finder_table, log_tables, study_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("lr-table", help="per-frequency learning-rate tables (finder and study)")
-    parser.add_argument("study", help="study name")
+    parser.add_argument("study", type=study_name, help="study name")
     parser.add_argument("--markdown", action="store_true", help="print Markdown instead of terminal tables")
     add_location_options(parser)
     parser.set_defaults(run=run)

@@ -9,17 +9,17 @@ from pathlib import Path
 from rich.console import Console
 
 from search import cluster
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, cpu_count, settings_from, study_name
 from search.report import write_report
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("report", help="optimizer analysis per band (re-runs with K seeds on Ray)")
-    parser.add_argument("study", help="study name")
+    parser.add_argument("study", type=study_name, help="study name")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per best configuration (default: 3)")
     parser.add_argument("--out", help="output folder (default: RUN_DIR/reports/STUDY)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
-    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray cluster (default: all)")
+    parser.add_argument("--num-cpus", type=cpu_count, help="CPUs of the local Ray cluster (default: all)")
     add_location_options(parser)
     parser.set_defaults(run=run)
 

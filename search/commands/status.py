@@ -10,7 +10,7 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
-from search.commands import add_location_options, settings_from
+from search.commands import add_location_options, settings_from, study_name
 from search.studies import BUDGET, PARENT_RUN, RETRIED, best_trial, open_band_studies, train_config
 
 
@@ -36,7 +36,7 @@ def band_status(study: optuna.Study) -> dict:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("status", help="per band: budget, trial states, best so far")
-    parser.add_argument("study", help="study name")
+    parser.add_argument("study", type=study_name, help="study name")
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
     add_location_options(parser)
     parser.set_defaults(run=run)

@@ -16,9 +16,10 @@ from pathlib import Path
 from rich.console import Console
 
 from search import cluster
-from search.commands import add_proxy_option
+from search.commands import add_proxy_option, study_name
 from search.config import load_config
 from search.errors import BandsearchError
+from search.studies import check_study_name
 from search.uris import mask
 
 # Where the job keeps its run folder when neither --run-dir nor the cluster's environment says.
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("submit", help="run `launch` on the cluster as a Ray Job (driver on the head)")
     parser.add_argument("space", help="study YAML, uploaded with the job")
     parser.add_argument("--address", help="Ray dashboard address, http://HEAD:8265 (default: $RAY_ADDRESS)")
-    parser.add_argument("--study", help="study name (default: the YAML file's stem); the same name resumes")
+    parser.add_argument("--study", type=study_name,
+                        help="study name (default: the YAML file's stem); the same name resumes")
     parser.add_argument("--trials", type=int, help="trials per band")
     parser.add_argument("--workers", type=int, help="trials in flight")
     parser.add_argument("--run-dir", help="run folder on the cluster (default: $BANDSEARCH_RUN_DIR there, "
@@ -43,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def entrypoint(args: argparse.Namespace, space_name: str) -> str:
     """The job's command line: `bandsearch launch` with the flags given here."""
-    words = ["bandsearch", "launch", space_name, "--quiet", "--study", args.study or Path(args.space).stem]
+    study = args.study or check_study_name(Path(args.space).stem)
+    words = ["bandsearch", "launch", space_name, "--quiet", "--study", study]
     for flag, value in (("--trials", args.trials), ("--workers", args.workers),
                         ("--storage-proxy", args.storage_proxy)):
         if value is not None:

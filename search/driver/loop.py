@@ -22,6 +22,7 @@ from search.driver.connect import check_reach, seed_from_finder, serve_storage, 
 from search.driver.outcomes import Flight, Outcomes
 from search.driver.recovery import recover
 from search.driver.run_params import flat_params, run_name
+from search.errors import BandsearchError
 from search.proxy import StorageProxy
 from search.settings import Settings
 from search.studies import BASELINES, BUDGET, PARENT_RUN, RETRY_OF, TRAIN_CONFIG, UNSENT_WRITES, link_run, trial_id
@@ -76,9 +77,13 @@ class Launch:
         self.experiment_id = self.tracker.tracker.experiment(self.study_name, self.settings.artifact_root)
         budget = self.config.search.trials_per_band
         for plan, study in open_studies(self.config, self.study_name, self.settings, self.experiment_id):
-            study.set_user_attr(BUDGET, budget)
             band = BandRun(plan, study, study.user_attrs.get(PARENT_RUN, ""), budget)
             recover(band, self.tracker, self.experiment_id, self.outcomes)
+            if band.finished > budget:
+                raise BandsearchError(
+                    f"study {self.study_name!r} band {band.name} has {band.finished} finished trials, more than "
+                    f"the budget of {budget} per band; give --trials {band.finished} or more (or a new --study)")
+            study.set_user_attr(BUDGET, budget)
             self.bands.append(band)
 
     def connect(self, address: str | None = None, num_cpus: int | None = None) -> None:
