@@ -163,3 +163,15 @@ def test_a_budget_below_the_finished_count_is_refused(tmp_path: Path) -> None:
     resumed = make_launch(tmp_path, FakeRunner(complete), trials=4, workers=2)
     resumed.loop()
     assert [band.finished for band in resumed.bands] == [4, 4]
+
+
+def test_a_trial_asked_but_never_sampled_by_a_dead_driver_is_retried_afresh(tmp_path: Path) -> None:
+    first = make_launch(tmp_path, FakeRunner(complete), trials=2, workers=1)
+    orphan = first.bands[0].study.ask()  # the driver died between ask() and sampling
+    resumed = make_launch(tmp_path, FakeRunner(complete), trials=2, workers=1)
+    resumed.loop()
+    trials = {t.number: t for t in resumed.bands[0].study.get_trials()}
+    assert trials[orphan.number].state == TrialState.FAIL and trials[orphan.number].params == {}
+    (retry,) = [t for t in trials.values() if t.user_attrs.get("retry_of") == orphan.number]
+    assert retry.state == TrialState.COMPLETE and set(retry.params) >= {"optimizer", "batch_size"}
+    assert resumed.bands[0].finished == 2
