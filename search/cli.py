@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 
 from rich.console import Console
@@ -26,6 +28,13 @@ from search.commands import (
 from search.errors import BandsearchError
 
 COMMANDS = (launch, submit, status, studies, lr_find, lr_table, report, export, train, baselines, data, ui)
+_received: set[int] = set()  # the signals that interrupted this run
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C (a KeyboardInterrupt: Ray passes on no other kind from a wait)."""
+    _received.add(signum)
+    raise KeyboardInterrupt
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -53,17 +62,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _local_ray_on_loopback(address: str | None) -> None:
+    """A local Ray cluster a command starts listens on 127.0.0.1 only: Ray's single-machine mode
+    (its default on macOS and Windows). Ray reads the switch when first imported, so it is set
+    before any command loads Ray; joining a cluster (--address, $RAY_ADDRESS) is unchanged."""
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    _local_ray_on_loopback(getattr(args, "address", None))
+    _received.clear()
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # cluster.connect keeps it over ray.init's
     try:
         return args.run(args)
     except BandsearchError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted: open trials were failed and will be retried on the next launch")
-        return 130
+        how, code = ("terminated", 128 + signal.SIGTERM) if signal.SIGTERM in _received else ("interrupted", 130)
+        Console(stderr=True).print(f"{how}: open trials were failed and will be retried on the next launch")
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,19 +20,53 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import BandDataset, load_or_generate
+from search import reaper
 from search.errors import BandsearchError
+from search.uris import mask
 from search.worker import TrialJob, TrialOutcome, run_trial
 
 log = logging.getLogger(__name__)
 # How long `submit` retries while a freshly started head's job agent comes up.
 _AGENT_WAIT_SECONDS = 60.0
+# How long joining a cluster may take to answer at all before the launch gives up.
+JOIN_TIMEOUT_SECONDS = 10.0
+_watcher: subprocess.Popen | None = None  # search/reaper.py, for a local cluster this process started
+
+
+def cluster_address(address: str | None) -> str | None:
+    """The cluster to join: `address`, else $RAY_ADDRESS; None for a new local cluster."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def check_address(address: str | None, timeout: float = JOIN_TIMEOUT_SECONDS) -> None:
+    """Refuse, within `timeout`, a cluster address nothing answers at (Ray itself would retry for
+    minutes); `auto` and a new local cluster pass."""
+    address = cluster_address(address)
+    if address is None or address in ("auto", "local"):
+        return
+    host, sep, port = address.split("://")[-1].rstrip("/").rpartition(":")
+    if not sep or not port.isdigit():
+        raise BandsearchError(f"Ray cluster address {mask(address)!r} is not HOST:PORT (e.g. 10.0.0.5:6379, "
+                              "the head's GCS port); fix --address / RAY_ADDRESS")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise BandsearchError(
+            f"cannot reach the Ray cluster at {mask(address)} ({err.strerror or err}) within {timeout:.0f} s: "
+            "check --address / RAY_ADDRESS, that `ray start --head` runs there and that its port is open "
+            "from this machine") from None
 
 
 def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> None:
-    """Join the Ray cluster at `address` (or RAY_ADDRESS); start a local one when neither is set."""
+    """Join the Ray cluster at `address` (or RAY_ADDRESS); start a local one when neither is set,
+    which ends with this process even if it is killed (search/reaper.py)."""
+    global _watcher
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = cluster_address(address)
+    check_address(address)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    before = {process.pid for process in reaper.ray_processes()}
     try:
         if address:
             ray.init(address=address, log_to_driver=True)
@@ -39,11 +77,39 @@ def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = 
             f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: {err}. "
             "Check --address / RAY_ADDRESS and that `ray start --head` runs there."
         ) from None
+    _keep_sigterm(sigterm)
+    started = [process for process in reaper.ray_processes() if process.pid not in before]
+    if started:
+        _watcher = reaper.watch(started)
+
+
+def _keep_sigterm(handler: Any) -> None:
+    """Put back the process's own SIGTERM handler, which ray.init replaces (Ray's Python one exits
+    wherever the driver is, its C++ one dumps a stack and aborts): the CLI ends a SIGTERM like Ctrl-C."""
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def disconnect() -> None:
+    global _watcher
     if ray.is_initialized():
         ray.shutdown()
+    if _watcher is not None:
+        reaper.stop(_watcher)
+        _watcher = None
+
+
+def check_fits(cpus: float, gpus: float) -> None:
+    """Refuse, before any trial, a trial size that no node of the cluster can ever hold (Ray would
+    wait for such a node forever)."""
+    nodes = _alive_nodes()
+    for key, wanted, resource in (("search.cpus_per_trial", cpus, "CPU"), ("search.gpus_per_trial", gpus, "GPU")):
+        largest = max((node["Resources"].get(resource, 0.0) for node in nodes), default=0.0)
+        if wanted > largest:
+            raise BandsearchError(
+                f"{key}: a trial asks for {wanted:g} {resource}s, but the largest node of the cluster has "
+                f"{largest:g}; lower {key}, or add a node with at least {wanted:g} {resource}s "
+                "(--num-cpus for the local cluster)")
 
 
 def node_ip() -> str:

@@ -14,12 +14,10 @@ from typing import Any
 import yaml
 
 from objectives.errors import InvalidConfig
-from objectives.task.baselines import BaselineSettings
-from objectives.task.config import Band, TaskConfig
+from objectives.task.config import Band, BaselineSettings, TaskConfig
 from objectives.task.sources import SOURCES
-from objectives.task.sources.recordings import RecordingsError, index_folder, task_for_folder
 from objectives.train.config import ModelConfig, TrainConfig
-from objectives.train.lr_finder import RangeTestSettings
+from objectives.train.lr_rules import RangeTestSettings
 from search import strategies
 from search.errors import BandsearchError
 from search.space import Space, parse_space
@@ -158,6 +156,9 @@ def _parse_task(raw: Any, base: Path) -> TaskConfig:
     for i, source in enumerate(task.sources):
         if source.kind != "folder":
             continue
+        # soundfile and torch: loaded only for a folder source, so that other study files load in well under 1 s.
+        from objectives.task.sources.recordings import RecordingsError, index_folder, task_for_folder
+
         try:
             index = index_folder(Path(source.path), task.clip_samples, task.seed, source.val_fraction)
         except RecordingsError as err:
@@ -169,6 +170,13 @@ def _parse_task(raw: Any, base: Path) -> TaskConfig:
         task = task_for_folder(task, index)
     _checked("task", task.validate)
     return task
+
+
+def _grow_advice(task: TaskConfig) -> str:
+    """How to make the training set larger: a folder source's clips are its training set, which
+    task.n_train cannot change (it is refused next to a folder)."""
+    folders = [source.path for source in task.sources if source.kind == "folder"]
+    return f"add recordings to the folder {folders[0]}" if folders else "raise task.n_train"
 
 
 def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: Any) -> tuple[BandPlan, ...]:
@@ -203,7 +211,7 @@ def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: 
         merged = {**space, **overrides}
         where = f"{key}.space" if overrides else "space"
         try:
-            parsed = parse_space(merged, task.n_train, training.epochs)
+            parsed = parse_space(merged, task.n_train, training.epochs, _grow_advice(task))
         except InvalidConfig as err:
             raise InvalidConfig(f"{where}.{err.key}", err.message) from None
         plans.append(BandPlan(band=band, space=parsed, space_raw=merged))
@@ -241,7 +249,8 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
         lr_finder = build_dataclass(RangeTestSettings, data.get("lr_finder"), "lr_finder")
         _checked("lr_finder", lr_finder.validate)
         if lr_finder.batch_size > task.n_train:
-            raise InvalidConfig("lr_finder.batch_size", f"{lr_finder.batch_size} is larger than the training set")
+            raise InvalidConfig("lr_finder.batch_size", f"{lr_finder.batch_size} is larger than the training set "
+                                f"({task.n_train} clips); lower it or {_grow_advice(task)}")
         baselines = build_dataclass(BaselineSettings, data.get("baselines"), "baselines")
         _checked("baselines", baselines.validate)
     except InvalidConfig as err:

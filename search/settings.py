@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from search.errors import BandsearchError
 from search.storage import check_proxy_backend, default_proxy_backend, default_storage_url
 from search.tracking import default_tracking_uri
 from search.uris import needs_artifact_root, storage_kind, tracking_kind
@@ -39,6 +40,8 @@ class Settings:
         storage_proxy: str | None = None,
     ) -> Settings:
         folder = Path(run_dir or os.environ.get("BANDSEARCH_RUN_DIR") or DEFAULT_RUN_DIR).resolve()
+        if folder.exists() and not folder.is_dir():
+            raise BandsearchError(f"run folder {folder} (--run-dir or $BANDSEARCH_RUN_DIR) is a file; give a folder")
         proxy = storage_proxy or os.environ.get("BANDSEARCH_STORAGE_PROXY") or None
         # Behind the proxy the default storage is SQLite (Optuna's proxy does not serve a journal).
         default = default_proxy_backend(folder) if proxy else default_storage_url(folder)

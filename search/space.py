@@ -108,7 +108,7 @@ def _check_values(key: str, param: Param, check: Any, default: bool = False) -> 
             raise InvalidConfig(key, err.message + hint) from None
 
 
-def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
+def _check_common(key: str, value: Any, n_train: int, epochs: int, grow: str) -> None:
     if key == "lr" and not (_isnumber(value) and value > 0):
         raise InvalidConfig(key, f"learning rates must be > 0, got {value!r}")
     if key == "batch_size":
@@ -116,7 +116,7 @@ def _check_common(key: str, value: Any, n_train: int, epochs: int) -> None:
             raise InvalidConfig(key, f"batch sizes must be whole numbers >= 1, got {value!r}")
         if value > n_train:
             raise InvalidConfig(
-                key, f"{value} is larger than the training set ({n_train} clips); lower it or raise task.n_train"
+                key, f"{value} is larger than the training set ({n_train} clips); lower it or {grow}"
             )
     if key == "warmup_epochs" and not (isinstance(value, int) and 0 <= value <= epochs):
         raise InvalidConfig(key, f"must be whole numbers in [0, training.epochs={epochs}], got {value!r}")
@@ -146,15 +146,15 @@ def _parse_finder(raw: Mapping[str, Any], where: str) -> FromFinder:
     return FromFinder(factor)
 
 
-def _parse_common(key: str, raw: Any, where: str, n_train: int, epochs: int) -> Param:
+def _parse_common(key: str, raw: Any, where: str, n_train: int, epochs: int, grow: str) -> Param:
     if key == "lr" and isinstance(raw, Mapping) and "from" in raw:
         return _parse_finder(raw, where)
     param = parse_param(where, raw, integer=key in _INT_KEYS)
-    _check_values(where, param, lambda v: _check_common(key, v, n_train, epochs))
+    _check_values(where, param, lambda v: _check_common(key, v, n_train, epochs, grow))
     return param
 
 
-def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int) -> dict[str, dict[str, Param]]:
+def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int, grow: str) -> dict[str, dict[str, Param]]:
     """`optimizer:` or `schedule:`: a name, a list of choices, or a mapping of each choice
     to its own hyperparameters."""
     table = BRANCHES[kind][0]
@@ -181,7 +181,7 @@ def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int) -> dict[str,
                 if kind == "schedule" and isinstance(value, Mapping) and "from" in value:
                     raise InvalidConfig(where, "the LR finder's range goes at the top of the space or under an "
                                         "optimizer (each optimizer has its own suggestion), not under a schedule")
-                branch[key] = _parse_common(key, value, where, n_train, epochs)
+                branch[key] = _parse_common(key, value, where, n_train, epochs, grow)
             else:
                 branch[key] = parse_param(where, value, integer=key in INTEGERS)
                 _check_values(where, branch[key], lambda v, k=key: check_hyperparameter(k, v, epochs))
@@ -193,8 +193,9 @@ def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int) -> dict[str,
     return branches
 
 
-def parse_space(raw: Any, n_train: int, epochs: int) -> Space:
-    """Parse and validate a `space:` mapping; InvalidConfig keys are relative to it."""
+def parse_space(raw: Any, n_train: int, epochs: int, grow: str = "raise task.n_train") -> Space:
+    """Parse and validate a `space:` mapping; InvalidConfig keys are relative to it. `grow` says
+    how to make the training set larger, for a batch size above it."""
     if not isinstance(raw, Mapping):
         raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
     unknown = sorted(set(raw) - set(COMMON_KEYS) - set(BRANCHES))
@@ -202,7 +203,7 @@ def parse_space(raw: Any, n_train: int, epochs: int) -> Space:
         raise InvalidConfig(unknown[0], f"unknown key; a space takes {', '.join([*BRANCHES, *COMMON_KEYS])}")
     if "optimizer" not in raw:
         raise InvalidConfig("optimizer", "required: the optimizer(s) to search")
-    common = {key: _parse_common(key, raw[key], key, n_train, epochs) for key in COMMON_KEYS if key in raw}
-    schedules = _parse_branches("schedule", raw["schedule"], n_train, epochs) if "schedule" in raw else {}
-    return Space(common=common, optimizers=_parse_branches("optimizer", raw["optimizer"], n_train, epochs),
+    common = {key: _parse_common(key, raw[key], key, n_train, epochs, grow) for key in COMMON_KEYS if key in raw}
+    schedules = _parse_branches("schedule", raw["schedule"], n_train, epochs, grow) if "schedule" in raw else {}
+    return Space(common=common, optimizers=_parse_branches("optimizer", raw["optimizer"], n_train, epochs, grow),
                  schedules=schedules)

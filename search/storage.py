@@ -40,6 +40,25 @@ def check_proxy_backend(url: str) -> None:
         )
 
 
+def check_exists(url: str) -> None:
+    """Refuse a local storage (journal or SQLite file) that does not exist, creating nothing:
+    a command that only reads names the missing file instead of starting an empty storage."""
+    kind = storage_kind(url)
+    if kind is StorageKind.JOURNAL:
+        path = journal_path(url)
+    elif kind is StorageKind.DATABASE and scheme(url) == "sqlite" and ":///" in url:
+        path = Path(url.partition(":///")[2])
+    else:
+        return  # a database server or the proxy: opening it creates nothing here
+    if not path.is_file():
+        raise BandsearchError(f"no study storage at {path}: nothing was launched with this --run-dir / --storage; "
+                              "check them (nothing was created)")
+
+
+# The PostgreSQL advisory lock key under which a process opens the storage (any fixed number).
+_SCHEMA_LOCK = 0x62616E64
+
+
 @lru_cache(maxsize=8)
 def open_storage(url: str) -> BaseStorage:
     """Open (once per process) the storage at `url`; raise BandsearchError if unreachable,
@@ -53,6 +72,8 @@ def open_storage(url: str) -> BaseStorage:
             # Threads of one process (the driver and its proxy) wait for SQLite's lock instead
             # of failing with "database is locked" after the default 5 s.
             return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        if kind is StorageKind.DATABASE and scheme(url) == "postgresql":
+            return _postgres_storage(url)
         if kind is StorageKind.DATABASE:
             return RDBStorage(url)
         if kind is StorageKind.PROXY:
@@ -67,6 +88,20 @@ def open_storage(url: str) -> BaseStorage:
         raise BandsearchError(
             f"cannot open the study storage {mask(url)}: {err}. Check the URL and that the server is up."
         ) from None
+
+
+def _postgres_storage(url: str) -> RDBStorage:
+    """Optuna creates its tables in a new database on first open, and two processes doing so at
+    once collide (duplicate type "studydirection"): each opens it under an advisory lock."""
+    import sqlalchemy  # heavy, and only an RDB needs it (Optuna imports it lazily too)
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:  # closing it releases the lock
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": _SCHEMA_LOCK})
+            return RDBStorage(url)
+    finally:
+        engine.dispose()
 
 
 def serve_dashboard(url: str, host: str = "127.0.0.1", port: int = 8080) -> subprocess.Popen | None:

@@ -4,7 +4,8 @@ the helpers that read them back. Nothing else in search/ spells an attribute key
 A study named S is one Optuna study per band, `S/<band>`. Its study attributes hold what it
 was created from and its links to MLflow; each trial's attributes hold its full train
 config, its MLflow run and, for retries, its lineage. LR range-test results live in one
-study of their own (`FINDER_STUDY`), keyed by everything that determines them.
+study of their own (`FINDER_STUDY`), keyed by everything that determines them, and the
+launch leases (which driver runs which study) in another (`LEASE_STUDY`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ NET_ERROR = "val_angle_error_deg"  # the network's final mean angle error
 # -- the LR finder's store ------------------------------------------------------------
 FINDER_STUDY = "bandsearch:lr-finder"  # holds every range-test result, as study attributes
 FINDER_PREFIX = "lr-finder/"  # ... under keys starting with this
+
+# -- launch leases (search/lease.py) --------------------------------------------------
+LEASE_STUDY = "bandsearch:leases"  # one trial, a ticket, per launch that asked for a study's lease
+LEASE_FOR = "study"  # ticket user attributes: the study it is for,
+LEASE_OWNER = "owner"  # a token unique to the launch,
+LEASE_HOST, LEASE_PID = "host", "pid"  # where its driver runs,
+LEASE_SINCE = "since"  # when it asked (Unix time),
+LEASE_AFTER = "after"  # the number of the holder's ticket it succeeds (-1: none),
+LEASE_HEARTBEAT = "heartbeat"  # and its last renewal (Unix time)
 
 
 # A study name is also an MLflow experiment and a folder name (reports, artifacts): no `/`,

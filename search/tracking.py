@@ -25,9 +25,9 @@ from typing import Any
 import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from search.errors import BandsearchError
+from search.mlflow_store import fail_fast, open_client, reason
 from search.uris import mask
 
 log = logging.getLogger(__name__)
@@ -61,17 +61,16 @@ class Tracker:
         for key, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = open_client(uri)
 
     def check(self) -> None:
         """Fail early, before any trial, if the tracking store cannot be reached."""
         try:
-            self.client.search_experiments(max_results=1)
+            with fail_fast():
+                self.client.search_experiments(max_results=1)
         except Exception as err:
-            raise BandsearchError(
-                f"cannot reach MLflow at {mask(self.uri)}: {type(err).__name__}: {_truncate(mask(str(err)), 300)}. "
-                "Start the tracking server or fix --tracking-uri."
-            ) from None
+            raise BandsearchError(f"cannot reach MLflow at {mask(self.uri)} ({reason(err)}): "
+                                  "start the tracking server or fix --tracking-uri") from None
 
     def experiment(self, name: str, artifact_root: Path | None) -> str:
         found = self.client.get_experiment_by_name(name)

@@ -23,7 +23,7 @@ from objectives.train.loop import train
 from objectives.train.reporter import Diverged, StopTraining
 from search.storage import open_storage
 from search.strategies import build_pruner
-from search.uris import is_remote_tracking
+from search.uris import is_remote_tracking, mask
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class TrialReporter:
             tracker_for(self.tracking_uri).log_epochs(self.run_id, self.pending)
         except Exception as err:
             self.flushed_at += self.retry_seconds
-            log.warning("MLflow unreachable, keeping %d epochs for later: %s", len(self.pending), err)
+            log.warning("MLflow unreachable, keeping %d epochs for later: %s", len(self.pending), mask(str(err)))
             return
         self.pending.clear()
 

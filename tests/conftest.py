@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny study YAML that trains in seconds."""
+"""Shared fixtures: a tiny study YAML that trains in seconds, a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from services import PostgresServer, postgres_bindir
 
 TINY: dict[str, Any] = {
     "search": {
@@ -55,3 +56,25 @@ def write_yaml(path: Path, data: Any) -> Path:
 @pytest.fixture
 def tiny_yaml(tmp_path: Path) -> Path:
     return write_yaml(tmp_path / "tiny.yaml", TINY)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server of the test module's own (tests/services.py); skipped only where
+    PostgreSQL's server programs are not installed."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl): install Debian's postgresql (.ci/run does)")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _ray_mode_stays_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bandsearch` run in-process sets Ray's single-machine switch (search/cli.py) for the local
+    cluster it may start; the switch must not reach the `ray start` nodes a later test starts."""
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)

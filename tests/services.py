@@ -1,11 +1,12 @@
-"""Real services for the distributed tests: a two-node Ray cluster from `ray start`, an
-`mlflow server` on 127.0.0.1. Each starts in its own process group with a bounded wait and
+"""Real services for the tests: a two-node Ray cluster from `ray start`, an `mlflow server`
+and a PostgreSQL server on 127.0.0.1. Each starts in its own process group with a bounded wait and
 is stopped through its own handle (never `ray stop`, which ends every Ray of the user)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,3 +149,64 @@ class RayNodes:
         for process in reversed(self.processes):
             _stop(process)
         self.processes.clear()
+
+
+def postgres_bindir() -> Path | None:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl): `pg_config --bindir`, else the
+    newest of Debian's /usr/lib/postgresql/*/bin; None if there is none."""
+    candidates = []
+    if pg_config := shutil.which("pg_config"):
+        found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        candidates.append(Path(found.stdout.strip()))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
+    return next((c for c in candidates if (c / "initdb").is_file() and (c / "pg_ctl").is_file()), None)
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (trust authentication, user `bandsearch`), its
+    data, log and unix socket in a temp dir of its own; stopped with `pg_ctl stop -m fast`.
+    As root it runs as the `postgres` user, which owns the temp dir (postgres refuses root)."""
+
+    user = "bandsearch"
+
+    def __init__(self, bindir: Path):
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="bspg-"))  # short: the socket path has a length limit
+        self.data, self.log = self.root / "data", self.root / "postgres.log"
+        self.port = free_port()
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_owner:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.started = False
+
+    def _run(self, program: str, *args: str, timeout: float = 120) -> None:
+        done = subprocess.run([*self.as_owner, str(self.bindir / program), *args], capture_output=True,
+                              text=True, timeout=timeout, cwd=self.root)
+        if done.returncode != 0:
+            log = self.log.read_text()[-3000:] if self.log.exists() else ""
+            raise RuntimeError(f"{program} {' '.join(args)} failed ({done.returncode}): {done.stderr}{log}")
+
+    def start(self, timeout: float = 60) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--locale=C",
+                  "--no-sync")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off"
+        self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
+                  "-t", str(int(timeout)))
+        self.started = True
+        deadline = time.monotonic() + timeout
+        ready = [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        while subprocess.run(ready).returncode:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"postgres on port {self.port} not ready after {timeout} s:\n{self.log.read_text()}")
+            time.sleep(0.2)
+
+    def create_database(self, name: str) -> str:
+        """A new database `name`; its URL (the plain `postgresql://` scheme, which needs psycopg 3)."""
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name)
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.started:
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w")
+            self.started = False
+        shutil.rmtree(self.root, ignore_errors=True)

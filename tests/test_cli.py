@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import tiny_config, write_yaml
 
+from search.storage import open_storage
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -61,6 +63,7 @@ def test_bad_input_stops_before_any_trial_with_one_clear_message(tmp_path: Path)
 
 
 def test_export_of_an_unknown_study_is_clear(tmp_path: Path) -> None:
+    open_storage(str(tmp_path / "optuna.journal"))  # a storage without that study
     result = bandsearch("export", "nope", "--run-dir", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "no study named 'nope'" in result.stderr
 

@@ -1,6 +1,6 @@
 """Bad command-line input is a usage error before anything is created: study names (a name is
 also an MLflow experiment and a folder, so `/`, a leading `.` and the empty name are refused
-with the rule) and CPU counts."""
+with the rule), CPU counts, and a run folder that holds no study or is a file."""
 
 from __future__ import annotations
 
@@ -58,3 +58,28 @@ def test_num_cpus_below_one_is_a_usage_error(command: str, cpus: str, tiny_yaml:
     with pytest.raises(SystemExit) as exit_:
         main([command, str(tiny_yaml), "--num-cpus", cpus])
     assert exit_.value.code == 2 and "whole number of CPUs >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["export", "demo"], ["status", "demo"], ["report", "demo"], ["lr-table", "demo"],
+                                  ["studies"], ["baselines", "demo"]], ids=lambda argv: argv[0])
+def test_a_read_only_command_on_a_mistyped_run_dir_creates_nothing(argv: list[str], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    assert main([*argv, "--run-dir", str(runs)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"no study storage at {runs / 'optuna.journal'}" in err and "check them" in err, err
+    assert os.listdir(tmp_path) == [], "no run folder, no journal, no mlflow.db"
+
+
+@pytest.mark.parametrize("argv", [["status", "demo"], ["export", "demo"], ["launch", "{yaml}"]],
+                         ids=lambda argv: argv[0])
+def test_a_run_dir_that_is_a_file_is_one_line(argv: list[str], tiny_yaml: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "runs"
+    afile.write_text("")
+    assert main([word.format(yaml=tiny_yaml) for word in argv] + ["--run-dir", str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert f"run folder {afile} (--run-dir or $BANDSEARCH_RUN_DIR) is a file; give a folder" in " ".join(err.split())
+    assert "Traceback" not in err and afile.read_text() == ""

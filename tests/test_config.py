@@ -149,3 +149,27 @@ def test_a_folder_source_brings_its_array_and_counts(tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "g.yaml", {**data, "task": {**task, "sample_rate": 8000}})
     with pytest.raises(BandsearchError, match=f"{path}: task.sample_rate: comes from the folder"):
         load_config(path)
+
+
+def test_a_batch_above_a_folders_clips_asks_for_more_recordings_not_task_n_train(tmp_path: Path) -> None:
+    # task.n_train is refused next to a folder source: the advice must not name it.
+    from objectives.task.config import TaskConfig
+    from objectives.task.sources.folder_writer import write_synthetic
+
+    write_synthetic(TaskConfig(clip_samples=2048), tmp_path / "recs", (4, 2), 0.5)  # 12 training clips
+    data = tiny_config(space=_space(batch_size={"choices": [4, 64]}))
+    data["task"] = {"clip_samples": 2048, "sources": [{"kind": "folder", "path": "recs"}]}
+    data["lr_finder"] = {"batch_size": 4}
+    path = write_yaml(tmp_path / "f.yaml", data)
+    with pytest.raises(BandsearchError) as err:
+        load_config(path)
+    assert str(err.value) == (f"{path}: space.batch_size: 64 is larger than the training set (12 clips); "
+                              f"lower it or add recordings to the folder {tmp_path / 'recs'}")
+    data["space"] = _space(batch_size={"choices": [4]})
+    data["lr_finder"] = {"batch_size": 32}
+    with pytest.raises(BandsearchError, match=r"lr_finder.batch_size: 32 is larger than the training set \(12 clips\); "
+                       "lower it or add recordings to the folder"):
+        load_config(write_yaml(tmp_path / "g.yaml", data))
+    synthetic = write_yaml(tmp_path / "s.yaml", tiny_config(space=_space(batch_size={"choices": [512]})))
+    with pytest.raises(BandsearchError, match=r"\(400 clips\); lower it or raise task.n_train"):
+        load_config(synthetic)

@@ -1,7 +1,8 @@
 """Distributed for real: a two-node Ray cluster from `ray start`, an `mlflow server` on
 127.0.0.1, the storage served by the driver through Optuna's gRPC proxy, and faults injected
 for real (a worker SIGKILLed mid-trial, the driver SIGKILLed mid-study, MLflow stopped
-mid-study, eight workers on one storage). Every launch runs `bandsearch` in a fresh process.
+mid-study, eight workers on one storage; a killed driver's study relaunched with --take-over once
+its lease expired). Every launch runs `bandsearch` in a fresh process.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from optuna.trial import TrialState
 from services import MlflowServer, RayNodes, env, free_port
 
 from search.errors import BandsearchError
+from search.lease import TTL_SECONDS, current_holder
 from search.storage import open_storage
 from search.studies import run_id_of
 
@@ -263,7 +265,14 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_trials(stack, tmp_p
         _stop(first)
     orphans = {t.number for t in _trials(backend, "driver", "500") if t.state == TrialState.RUNNING}
     assert orphans
-    second = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=400)
+    # The dead driver's lease holds the study until its heartbeat is TTL_SECONDS old: a plain relaunch
+    # is refused, naming it; once the lease has expired, --take-over takes the study and recovers it.
+    refused = subprocess.run(command, env=env(), capture_output=True, text=True, timeout=400)
+    assert refused.returncode == 2 and f"pid {first.pid} " in refused.stderr, refused.stderr[-3000:]
+    assert "--take-over" in refused.stderr
+    assert {t.number for t in _trials(backend, "driver", "500") if t.state == TrialState.RUNNING} == orphans
+    _wait_for(lambda: current_holder(backend, "driver").expired(time.time()), TTL_SECONDS + 30, "the lease to expire")
+    second = subprocess.run([*command, "--take-over"], env=env(), capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stderr[-3000:]
     trials = _trials(backend, "driver", "500")
     _assert_budget_met(trials, 4)

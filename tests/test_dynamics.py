@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import deterministic
 from test_optimizers import small_problem
 
 from objectives.train.config import ModelConfig, TrainConfig
@@ -70,14 +71,15 @@ def test_flat_parameters_are_the_models_storage() -> None:
     assert flat.grads.abs().sum() > 0
 
 
-def _run_measured(every: int, steps: int = 8) -> tuple[dict, dict, dict]:
-    """`steps` SGD steps on a small net, measured by Dynamics(every) and naively per parameter:
-    the meter's epoch metrics and summary, and the naive per-step norms, cosines, step lengths."""
+def _run_measured(every: int, steps: int = 8, seed: int = 0) -> tuple[dict, dict, dict]:
+    """`steps` SGD steps on a small net, measured by Dynamics(every, seed) and naively per parameter:
+    the meter's epoch metrics and summary, and the naive per-step norms, cosines, step lengths
+    (with the meter's drawn steps)."""
     torch.manual_seed(0)
     model = build_model(6, 3, ModelConfig(hidden=8, dropout=0.0))
     flat = FlatParameters(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    meter = Dynamics(flat, optimizer, torch.device("cpu"), target_accuracy=0.5, every=every)
+    meter = Dynamics(flat, optimizer, torch.device("cpu"), target_accuracy=0.5, every=every, seed=seed)
     x, y = torch.randn(8 * steps, 6), torch.randint(0, 3, (8 * steps,))
     start = [p.detach().clone() for p in model.parameters()]
     naive = {"norms": [], "cosines": [None], "steps": []}
@@ -101,6 +103,7 @@ def _run_measured(every: int, steps: int = 8) -> tuple[dict, dict, dict]:
         meter.after_update(0.0)
         naive["steps"].append(math.sqrt(sum((p - b).pow(2).sum().item() for p, b in zip(model.parameters(), before))))
     metrics = meter.end_epoch(1, val_accuracy=0.6, full_passes=0)
+    naive["draws"] = meter.draws.tolist()
     naive["displacement"] = math.sqrt(sum((p - s).pow(2).sum().item() for p, s in zip(model.parameters(), start)))
     return metrics, meter.summary(), naive
 
@@ -120,17 +123,28 @@ def test_measurements_on_every_step_equal_naive_per_parameter_computations() -> 
     assert summary["summary.peak_memory_bytes"] > 0
 
 
-def test_sampled_measurements_use_exactly_the_sampled_steps() -> None:
-    metrics, summary, naive = _run_measured(every=3, steps=10)
-    measured, kept = [0, 3, 6, 9], [2, 5, 8]  # t % 3 == 0, and the step before each
-    norms = [naive["norms"][t] for t in sorted(measured + kept)]
-    cosines = [naive["cosines"][t] for t in measured[1:]]
-    assert metrics["grad_norm"] == pytest.approx(sum(norms) / len(norms), rel=1e-5)
-    assert metrics["grad_cosine"] == pytest.approx(sum(cosines) / len(cosines), rel=1e-4, abs=1e-6)
-    assert metrics["path_length"] == pytest.approx(3 * sum(naive["steps"][t] for t in measured), rel=1e-5)
-    assert metrics["displacement"] == pytest.approx(naive["displacement"], rel=1e-5)
-    assert summary["summary.grad_norm_first"] == pytest.approx(naive["norms"][0], rel=1e-5)
-    assert summary["summary.grad_norm_last"] == pytest.approx(naive["norms"][9], rel=1e-5)
+def _weighted(values: list[float], draws: list[int], sizes: list[int]) -> float:
+    """Each drawn step's value times the size of its block."""
+    return sum(m * values[d] for m, d in zip(sizes, draws))
+
+
+def test_sampled_measurements_use_exactly_the_drawn_steps() -> None:
+    # 9 steps: the run's first alone, then blocks of 3, 3 and 2; each drawn value stands for its block.
+    runs = {seed: _run_measured(every=3, steps=9, seed=seed) for seed in range(4)}
+    assert len({tuple(naive["draws"]) for _, _, naive in runs.values()}) > 1  # the seed moves the draw
+    assert deterministic(_run_measured(every=3, steps=9, seed=1)[0]) == deterministic(runs[1][0])
+    sizes = [1, 3, 3, 2]
+    for metrics, summary, naive in runs.values():
+        draws = naive["draws"]
+        assert draws[0] == 0 and [(d - 1) // 3 for d in draws[1:]] == [0, 1, 2]
+        assert metrics["grad_norm"] == pytest.approx(_weighted(naive["norms"], draws, sizes) / 9, rel=1e-5)
+        # the cosine over the 8 steps with a predecessor (step 0, alone in its block, has none)
+        cosine = _weighted(naive["cosines"], draws[1:], sizes[1:]) / 8
+        assert metrics["grad_cosine"] == pytest.approx(cosine, rel=1e-4, abs=1e-6)
+        assert metrics["path_length"] == pytest.approx(_weighted(naive["steps"], draws, sizes), rel=1e-5)
+        assert metrics["displacement"] == pytest.approx(naive["displacement"], rel=1e-5)
+        assert summary["summary.grad_norm_first"] == pytest.approx(naive["norms"][0], rel=1e-5)
+        assert summary["summary.grad_norm_last"] == pytest.approx(naive["norms"][8], rel=1e-5)
 
 
 def test_a_trial_reports_dynamics_per_epoch_and_summarises_them() -> None:

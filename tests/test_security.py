@@ -4,13 +4,14 @@ unreachable-from-a-node services stop the launch with one clear message."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import tiny_config, write_yaml
-from services import env, free_port
+from services import MlflowServer, env, free_port
 
 from search.config import load_config
 from search.errors import BandsearchError
@@ -21,9 +22,9 @@ from search.settings import Settings
 pytestmark = pytest.mark.timeout(120)
 
 
-def bandsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def bandsearch(*args: str, cwd: Path, timeout: float = 100) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=cwd, env=env(), capture_output=True,
-                          text=True, timeout=100)
+                          text=True, timeout=timeout)
 
 
 def test_a_storage_password_never_reaches_the_terminal(tmp_path: Path) -> None:
@@ -35,13 +36,37 @@ def test_a_storage_password_never_reaches_the_terminal(tmp_path: Path) -> None:
     assert "bandsearch:***@127.0.0.1" in " ".join((result.stdout + result.stderr).split())
 
 
-def test_mlflow_unreachable_at_start_stops_before_any_trial(tmp_path: Path) -> None:
+def test_mlflow_unreachable_at_start_stops_before_any_trial_in_one_line(tmp_path: Path) -> None:
     space = write_yaml(tmp_path / "tiny.yaml", tiny_config())
-    uri = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    uri = f"http://alice:S3cretPW@127.0.0.1:{port}"
     result = bandsearch("launch", str(space), "--run-dir", str(tmp_path / "runs"), "--tracking-uri", uri, cwd=tmp_path)
     assert result.returncode == 2
-    assert f"cannot reach MLflow at {uri}" in " ".join(result.stderr.split()) and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()  # no urllib3 retry warnings, no traceback, no wrapping
+    assert line.startswith(f"error: cannot reach MLflow at http://alice:***@127.0.0.1:{port} (Connection refused)")
+    assert "S3cretPW" not in result.stdout + result.stderr
     assert not (tmp_path / "runs" / "optuna.journal").exists(), "no study, no trial"
+
+
+@pytest.mark.timeout(300)
+def test_json_progress_stays_json_and_the_tracking_password_stays_hidden(tmp_path: Path) -> None:
+    """MLflow's own "View run at URL" lines would break the JSON lines and print the password."""
+    server = MlflowServer(tmp_path)
+    server.start()
+    try:
+        space = write_yaml(tmp_path / "tiny.yaml", tiny_config(
+            bands=[{"name": "1000", "center_hz": 1000}], search={"trials_per_band": 2, "workers": 1},
+            training={"epochs": 1, "model": {"hidden": 8}}, baselines={"methods": []}))
+        uri = f"http://alice:S3cretPW@127.0.0.1:{server.port}"
+        result = bandsearch("launch", str(space), "--run-dir", str(tmp_path / "runs"), "--tracking-uri", uri,
+                            "--progress", "json", "--num-cpus", "1", cwd=tmp_path, timeout=250)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events and events[-1]["finished"] == 2
+    assert "S3cretPW" not in result.stdout + result.stderr
+    assert f"alice:***@127.0.0.1:{server.port}" in " ".join(result.stderr.split())
 
 
 def test_submit_refuses_to_put_a_password_into_the_job(tmp_path: Path) -> None:

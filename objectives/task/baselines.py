@@ -6,39 +6,16 @@ like the network (accuracy, mean absolute angle error between class centres).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from objectives.errors import InvalidConfig
 from objectives.task.array import SPEED_OF_SOUND
-from objectives.task.config import Band, TaskConfig
+from objectives.task.config import METHODS, Band, BaselineSettings, TaskConfig
 from objectives.task.dataset import split_clips
 from objectives.task.features import band_bins
 from objectives.task.geometry import angle_classes, angle_labels, class_error_deg, mic_positions
-
-# Method name in the YAML and in metric keys -> pyroomacoustics.doa algorithm.
-METHODS = {"music": "MUSIC", "srp_phat": "SRP"}
-
-
-@dataclass(frozen=True)
-class BaselineSettings:
-    """The `baselines` section of a study YAML."""
-
-    methods: list[str] = field(default_factory=lambda: list(METHODS))  # [] turns the baselines off
-    # 500 test clips score a band in a few seconds on one core and pin accuracy to about ±2 %.
-    max_clips: int = 500
-
-    def validate(self) -> None:
-        if not isinstance(self.methods, list):
-            raise InvalidConfig("methods", f"must be a list of {list(METHODS)}, got {self.methods!r}")
-        unknown = [method for method in self.methods if method not in METHODS]
-        if unknown:
-            raise InvalidConfig("methods", f"unknown method {unknown[0]!r}; use any of {list(METHODS)} or []")
-        if self.max_clips < 1:
-            raise InvalidConfig("max_clips", f"must be >= 1, got {self.max_clips}")
 
 
 def _stft(waveforms: torch.Tensor, n_fft: int) -> np.ndarray:

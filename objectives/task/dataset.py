@@ -27,7 +27,7 @@ from objectives.task.synthesis import Clips
 log = logging.getLogger(__name__)
 
 # Bump when synthesis or features change in a way the config does not capture.
-DATA_VERSION = 2
+DATA_VERSION = 3  # 3: STFT frames inside the clip (no reflect padding)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,12 @@
 
 Only the STFT bins inside the band are kept, which makes the features 10 to 30 times
 smaller than the full spectrum and keeps each band's model looking at its own physics.
+
+The phase of mic m is that of the frame-averaged cross-spectrum against mic 0,
+arg sum_frames X_m X_0^*, given as its cosine and sine. For a far-field source in direction
+u (azimuth θ, counter-clockwise from +x) it is 2π f (p_m - p_0)·u / c: positive when mic m
+is nearer the source than mic 0 and hears it first; on the linear array, mic m lies m
+spacings d from mic 0 along +x, which makes it 2π f m d cosθ / c.
 """
 
 from __future__ import annotations
@@ -23,15 +29,22 @@ class BandFeatures(torch.nn.Module):
 
     def __init__(self, task: TaskConfig, band: Band):
         super().__init__()
+        # center=False: every frame lies inside the clip. The default (center=True, reflect
+        # padding) fills the outer half of the first and last frames with time-reversed
+        # signal, whose inter-mic phase has the opposite sign.
         self.spectrogram = torchaudio.transforms.Spectrogram(
-            n_fft=task.n_fft, hop_length=task.n_fft // 2, power=None
+            n_fft=task.n_fft, hop_length=task.n_fft // 2, power=None, center=False
         )
         self.register_buffer("bins", band_bins(task, band))
         if self.bins.numel() == 0:
             raise ValueError(f"band {band.name!r} covers no STFT bin at n_fft={task.n_fft}")
 
+    def band_spectra(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """The STFT on the band's bins, (batch, mics, bins, frames)."""
+        return self.spectrogram(waveforms)[:, :, self.bins, :]
+
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        spec = self.spectrogram(waveforms)[:, :, self.bins, :]  # (batch, mics, bins, frames)
+        spec = self.band_spectra(waveforms)
         power = spec.abs().pow(2).mean(dim=-1)
         log_power = torch.log(power + 1e-10)
         log_power = log_power - log_power.mean(dim=(1, 2), keepdim=True)  # level-invariant

@@ -59,7 +59,7 @@ class TrainConfig:
             raise InvalidConfig(
                 "batch_size",
                 f"{self.batch_size} is larger than the training set ({n_train} clips); "
-                "lower it or raise task.n_train",
+                "lower it or make the training set larger (task.n_train, or recordings in a folder source)",
             )
         if self.epochs < 1:
             raise InvalidConfig("epochs", f"must be >= 1, got {self.epochs}")

@@ -3,19 +3,24 @@ the end of the run.
 
 Wall time is split into forward, backward and update every step (the update excludes
 SVRG's full-gradient passes, which are timed per pass); on CUDA each phase boundary
-synchronises. The vector measurements run on one step in `every` (`training.dynamics_every`,
-default 4; 1 measures every step exactly), on the flat gradient g and weights theta
-(objectives/train/flat.py) with a handful of vector operations and no per-parameter loop:
+synchronises. The vector measurements (flat gradient g and weights theta,
+objectives/train/flat.py: a handful of vector operations, no per-parameter loop) run on a
+stratified sample: each epoch is cut into blocks of `every` consecutive steps
+(`training.dynamics_every`, default 4; the run's first step, Adam's longest, is a block of
+its own; the last block may be shorter) and one step s is drawn uniformly in each block,
+from a generator seeded with the trial's seed (not torch's: training never sees it).
 
-- step t with (t + 1) % every == 0 keeps g (a copy) and ||g||^2: the pair's first half;
-- step t with t % every == 0 measures ||g||^2, g . g_prev (when step t - 1 was kept), and
-  the step length ||dtheta|| (theta copied before the update, subtracted after it).
+- step s measures ||g||^2, g . g_prev and the step length ||dtheta||;
+- step s - 1 keeps g and ||g||^2, as does each epoch's last step (for the next epoch's
+  first block); the run's first and last steps give grad_norm_first and grad_norm_last.
 
-The scalars stay on the training device and are read back once per epoch. The gradient
-norms are those of the measured and kept steps; the cosine is the mean over the measured
-consecutive pairs; the path length sums the measured step lengths times `every` (an
-unbiased estimate, exact when every is 1). Sampling keeps the measurements within a few
-per cent of a small model's step (see README, "Dynamics overhead").
+A drawn value stands for its block of m steps: sum(m * x_s) estimates the sum over the
+epoch's steps without bias (each step is drawn with probability 1/m), with variance
+sum(m^2 * the block's variance of x), and is exact when every is 1. Path length is that sum
+of step lengths; grad_norm and grad_cosine are such sums over the number of steps, or of
+steps with a predecessor. The scalars stay on the device and are read back once per epoch.
+Sampling keeps the measurements within a few per cent of a small model's step (see README,
+"Dynamics overhead").
 
 Per epoch: grad_norm (mean) and grad_norm_cv, grad_cosine, displacement ||theta_t - theta_0||,
 path_length, path_efficiency (displacement / path length: 1 is a straight line),
@@ -70,32 +75,57 @@ def _phases(values: list[float]) -> dict[str, float]:
             if len(part) and not np.isnan(part).all()}
 
 
+def draw_blocks(steps: int, every: int, rng: np.random.Generator, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One step drawn uniformly in each block, and each block's size: the first `first` steps
+    alone, then blocks of `every` consecutive steps (the last one possibly shorter)."""
+    starts = np.concatenate([np.arange(min(first, steps)), np.arange(first, steps, every)]).astype(int)
+    sizes = np.diff(np.append(starts, steps))
+    return starts + rng.integers(sizes), sizes
+
+
+def _weighted_cv(values: np.ndarray, weights: np.ndarray) -> float:
+    """Standard deviation over mean of `values`, each standing for `weights` steps."""
+    if not len(values):
+        return math.nan
+    mean = weights @ values / weights.sum()
+    return float(math.sqrt(weights @ (values - mean) ** 2 / weights.sum()) / mean)
+
+
 class Dynamics:
     """Measures one training run; the loop calls the step hooks in order every step."""
 
     def __init__(self, flat: FlatParameters, optimizer: Any, device: torch.device, target_accuracy: float,
-                 every: int = 4):
+                 every: int = 4, seed: int = 0):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.flat, self.optimizer, self.device = flat, optimizer, device
         self.target_accuracy, self.every = target_accuracy, every
+        self.rng = np.random.default_rng(seed % 2**64)  # its own stream: training never sees it
         self.cuda = device.type == "cuda"
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(device)
         self.theta0 = flat.params.clone()
         self.theta_before = torch.empty_like(flat.params)
         self.prev_grad = torch.empty_like(flat.grads)
-        self.prev_norm_sq: torch.Tensor | None = None  # ||g||^2 of the kept step, None if the last step was not kept
+        self.prev_norm_sq: torch.Tensor | None = None  # ||g||^2 of the last kept step
+        self.first_norm_sq: torch.Tensor | None = None  # of the run's first step
+        self.last_norm_sq: torch.Tensor | None = None  # of the last epoch's last step
         self.t = 0  # steps of the run so far
         self.measuring = False
-        self.norms_sq: list[torch.Tensor] = []  # this epoch's, on the device
-        self.pairs: list[torch.Tensor] = []  # this epoch's g . g_prev, ||g_prev||^2, ||g||^2 in turn
+        self.draws, self.sizes = np.zeros(0, int), np.zeros(0, int)  # this epoch's drawn steps, block sizes
+        self.plan: list[bool] = []  # per step of the epoch (and one past it): drawn?
+        self.last_step = -1  # of this epoch
+        self.pair_count = 0  # this epoch's steps with a predecessor
+        self.norms_sq: list[torch.Tensor] = []  # this epoch's, on the device, one per drawn step
+        self.pairs: list[torch.Tensor] = []  # g . g_prev, ||g_prev||^2, ||g||^2 of each paired drawn step
+        self.paired: list[bool] = []  # per drawn step: had a predecessor
         self.steps_sq: list[torch.Tensor] = []  # this epoch's ||dtheta||^2
         self.step = 0
         self.clock = 0.0
         self.full_seen = 0.0
         self.epoch_times = [0.0, 0.0, 0.0]
-        self.norms: list[np.ndarray] = []  # per epoch, of the measured steps
+        self.norms: list[np.ndarray] = []  # per epoch, of the drawn steps
+        self.weights: list[np.ndarray] = []  # per epoch, the block size each drawn norm stands for
         self.cosines: list[float] = []  # per epoch
         self.path = 0.0
         self.state_peak = 0
@@ -112,7 +142,13 @@ class Dynamics:
     # -- every step, in this order ---------------------------------------------------
 
     def begin_epoch(self, steps: int) -> None:
-        self.norms_sq, self.pairs, self.steps_sq = [], [], []
+        # The run's first step (Adam's is several times the usual length) is a block of its own.
+        self.draws, self.sizes = draw_blocks(steps, self.every, self.rng, first=int(self.t == 0))
+        self.plan, self.last_step = [False] * (steps + 1), steps - 1
+        for s in self.draws:
+            self.plan[s] = True
+        self.pair_count = steps - (self.prev_norm_sq is None)  # the run's first step has none
+        self.norms_sq, self.pairs, self.paired, self.steps_sq = [], [], [], []
         self.step, self.epoch_times = 0, [0.0, 0.0, 0.0]
 
     def start(self) -> None:
@@ -125,20 +161,25 @@ class Dynamics:
 
     def after_backward(self) -> None:
         self.lap(BACKWARD)
-        self.measuring = self.t % self.every == 0
-        keep = (self.t + 1) % self.every == 0
+        self.measuring = self.plan[self.step]
+        last = self.step == self.last_step
+        keep = self.plan[self.step + 1] or last  # a drawn step's predecessor is always kept
         if self.measuring or keep:
             g = self.flat.grads
             norm_sq = torch.dot(g, g)
-            self.norms_sq.append(norm_sq)
+            if self.t == 0:
+                self.first_norm_sq = norm_sq
             if self.measuring:
+                self.norms_sq.append(norm_sq)
+                self.paired.append(self.prev_norm_sq is not None)
                 if self.prev_norm_sq is not None:
                     self.pairs += (torch.dot(g, self.prev_grad), self.prev_norm_sq, norm_sq)
                 self.theta_before.copy_(self.flat.params)
-            self.prev_norm_sq = None
             if keep:
                 self.prev_grad.copy_(g)
                 self.prev_norm_sq = norm_sq
+            if last:
+                self.last_norm_sq = norm_sq
             self.clock = self._now()  # the measurement is not part of any phase
 
     def after_update(self, full_seconds: float) -> None:
@@ -155,14 +196,17 @@ class Dynamics:
     # -- per epoch and at the end ----------------------------------------------------
 
     def end_epoch(self, epoch: int, val_accuracy: float, full_passes: int) -> dict[str, float]:
+        sizes = self.sizes.astype(float)  # what each drawn step stands for
         norms = np.sqrt(_numpy(self.norms_sq))
         pairs = _numpy(self.pairs).reshape(-1, 3)
         with np.errstate(invalid="ignore", divide="ignore"):
             cosines = pairs[:, 0] / np.sqrt(pairs[:, 1] * pairs[:, 2])
+        paired = np.asarray(self.paired, dtype=bool)
+        self.cosines.append(float(sizes[paired] @ cosines / self.pair_count) if self.pair_count else math.nan)
         if len(norms):
             self.norms.append(norms)
-        self.cosines.append(float(np.nanmean(cosines)) if np.isfinite(cosines).any() else math.nan)
-        self.path += self.every * float(np.sqrt(_numpy(self.steps_sq)).sum())
+            self.weights.append(sizes)
+        self.path += float(sizes @ np.sqrt(_numpy(self.steps_sq)))
         displacement = torch.dist(self.flat.params, self.theta0).item()
         self.state_peak = max(self.state_peak, state_bytes(self.optimizer))
         passes = full_passes - self.full_passes
@@ -175,8 +219,8 @@ class Dynamics:
         if self.epochs_to_target is None and val_accuracy >= self.target_accuracy:
             self.epochs_to_target = epoch
         metrics = {
-            "grad_norm": float(norms.mean()) if len(norms) else math.nan,
-            "grad_norm_cv": float(norms.std() / norms.mean()) if len(norms) else math.nan,
+            "grad_norm": float(sizes @ norms / steps) if len(norms) else math.nan,
+            "grad_norm_cv": _weighted_cv(norms, sizes),
             "grad_cosine": self.cosines[-1],
             "displacement": displacement,
             "path_length": self.path,
@@ -191,12 +235,14 @@ class Dynamics:
     def summary(self) -> dict[str, float]:
         """End-of-run values, named `summary.*` so they never mix with per-epoch series."""
         norms = np.concatenate(self.norms) if self.norms else np.zeros(0)
+        weights = np.concatenate(self.weights) if self.weights else np.zeros(0)
+        edge = [math.sqrt(n.item()) if n is not None else math.nan for n in (self.first_norm_sq, self.last_norm_sq)]
         steps = max(self.totals["steps"], 1)
         displacement = torch.dist(self.flat.params, self.theta0).item()
         values: dict[str, float] = {
-            "grad_norm_first": float(norms[0]) if len(norms) else math.nan,
-            "grad_norm_last": float(norms[-1]) if len(norms) else math.nan,
-            "grad_norm_cv": float(norms.std() / norms.mean()) if len(norms) else math.nan,
+            "grad_norm_first": edge[0],
+            "grad_norm_last": edge[1],
+            "grad_norm_cv": _weighted_cv(norms, weights),
             **{f"grad_cosine_{phase}": value for phase, value in _phases(self.cosines).items()},
             "displacement": displacement,
             "path_length": self.path,

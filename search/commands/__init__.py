@@ -1,12 +1,18 @@
-"""One module per CLI subcommand; each has `register(subparsers)` setting `run` as default."""
+"""One module per CLI subcommand; each has `register(subparsers)` setting `run` as default.
+
+`register` needs argparse only: each `run` imports the machinery it uses (Optuna, torch, Ray,
+MLflow: about 8 s), so `--help` and a bad study file answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from search.errors import BandsearchError
-from search.settings import Settings
-from search.studies import check_study_name
+
+if TYPE_CHECKING:
+    from search.settings import Settings
 
 
 def add_location_options(parser: argparse.ArgumentParser) -> None:
@@ -27,11 +33,24 @@ def add_proxy_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    from search.settings import Settings  # heavy (Optuna, MLflow): loaded when a command runs, not for --help
+
     return Settings.resolve(args.run_dir, args.storage, args.tracking_uri, getattr(args, "storage_proxy", None))
+
+
+def existing_settings(args: argparse.Namespace) -> Settings:
+    """`settings_from` for a command that only reads: a storage that does not exist is refused, not created."""
+    from search.storage import check_exists  # heavy (Optuna): loaded when a command runs, not for --help
+
+    settings = settings_from(args)
+    check_exists(settings.storage_url)
+    return settings
 
 
 def study_name(text: str) -> str:
     """argparse type of a study-name argument: the naming rule, as a usage error (exit 2)."""
+    from search.studies import check_study_name  # heavy (Optuna): loaded when a name is given, not for --help
+
     try:
         return check_study_name(text)
     except BandsearchError as err:

@@ -6,8 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from search.baselines import table
-from search.commands import add_location_options, settings_from, study_name
+from search.commands import add_location_options, existing_settings, study_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,5 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    Console().print(table(settings_from(args).storage_url, args.study))
+    from search.baselines import table  # heavy (Optuna, torch, Ray): loaded when the command runs, not for --help
+
+    Console().print(table(existing_settings(args).storage_url, args.study))
     return 0

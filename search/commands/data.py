@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from objectives.task.sources.folder_writer import summarize, write_synthetic
-from objectives.task.sources.recordings import RecordingsError, index_folder, task_for_folder
 from search.commands import add_location_options, settings_from
-from search.config import StudyConfig, load_config
 from search.errors import BandsearchError
+
+if TYPE_CHECKING:
+    from search.config import StudyConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # heavy (torch, soundfile, Optuna): loaded when the command runs, not for --help
+    from objectives.task.sources.folder_writer import write_synthetic
+    from search.config import load_config
+
     config = load_config(args.space)
     console = Console()
     if args.action == "write":
@@ -69,6 +74,9 @@ def _folder(config: StudyConfig, given: str | None) -> Path:
 
 
 def _summary(config: StudyConfig, folder: Path) -> Table:
+    from objectives.task.sources.folder_writer import summarize  # heavy (torch, soundfile)
+    from objectives.task.sources.recordings import RecordingsError, index_folder, task_for_folder
+
     val_fraction = next((s.val_fraction for s in config.task.sources if s.kind == "folder"), 0.25)
     try:
         index = index_folder(folder, config.task.clip_samples, config.task.seed, val_fraction)

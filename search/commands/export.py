@@ -7,8 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from search.commands import add_location_options, settings_from, study_name
-from search.export import best_configs, write_export
+from search.commands import add_location_options, existing_settings, study_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    document = best_configs(settings_from(args).storage_url, args.study)
+    from search.export import best_configs, write_export  # heavy (Optuna): loaded when the command runs
+
+    document = best_configs(existing_settings(args).storage_url, args.study)
     out = Path(args.out)
     write_export(document, out)
     console = Console()

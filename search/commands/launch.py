@@ -9,13 +9,8 @@ from contextlib import nullcontext
 from rich.console import Console
 from rich.table import Table
 
-from search import baselines
 from search.commands import add_location_options, add_proxy_option, cpu_count, settings_from, study_name
-from search.config import load_config
-from search.driver.launch import launch, summarize
 from search.errors import BandsearchError
-from search.progress import JsonLinesProgress, LiveProgress
-from search.studies import check_study_name
 from search.uris import is_remote_tracking, mask
 
 
@@ -28,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, help="trials in flight (overrides search.workers)")
     parser.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local cluster)")
     parser.add_argument("--num-cpus", type=cpu_count, help="CPUs of the local Ray cluster (default: all)")
+    parser.add_argument("--take-over", action="store_true",
+                        help="take the study over from a launch whose lease has expired (its driver died); "
+                        "a live launch's lease is never taken")
     parser.add_argument("--progress", choices=("live", "json", "quiet"), default="live",
                         help="live bars (default), JSON lines on stdout for scripts, or only the summary")
     parser.add_argument("--quiet", dest="progress", action="store_const", const="quiet",
@@ -38,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search.config import load_config  # Optuna (~0.5 s): loaded when the command runs, not for --help
+    from search.studies import check_study_name
+
     config = load_config(args.space)
     overrides = {key: value for key, value in (("trials_per_band", args.trials), ("workers", args.workers))
                  if value is not None}
@@ -52,15 +53,22 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"study [bold]{study}[/]: {len(config.bands)} bands x {config.search.trials_per_band} trials, "
                   f"{config.search.workers} in flight; storage {mask(settings.storage_url)}"
                   + (f" served on {settings.storage_proxy}" if settings.storage_proxy else ""))
+    # torch, Ray and MLflow (~8 s): loaded once the study file and the flags are known to be good.
+    from search.driver.launch import launch, summarize
+    from search.progress import JsonLinesProgress, LiveProgress
+
     progress = {"live": lambda: LiveProgress(console), "json": JsonLinesProgress, "quiet": nullcontext}[args.progress]
     with progress() as view:
-        bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus)
+        bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus,
+                       take_over=args.take_over)
     print_summary(console, study, summarize(bands), settings.tracking_uri, config.baselines.methods)
     return 0
 
 
 def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: str, methods: list[str]) -> None:
     """Best per band; the network's val accuracy / angle error beside the classical baselines'."""
+    from search import baselines  # heavy (torch, Ray): loaded when a launch ends, not for --help
+
     table = Table(title=f"study {study}: best per band (accuracy / mean angle error on the same test clips)")
     for column in ("band", *baselines.columns(methods), "optimizer", "lr", "batch", "done/pruned/failed",
                    "MLflow run"):

@@ -6,15 +6,8 @@ import argparse
 
 from rich.console import Console
 
-from search import cluster
 from search.commands import add_location_options, cpu_count, settings_from, study_name
-from search.config import load_config
-from search.driver.bands import open_studies
-from search.driver.launch import publish_tables
-from search.lr_finder import LrFinder
-from search.lr_tables import finder_table
-from search.studies import check_study_name
-from search.tracking import Tracker
+from search.uris import mask
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +22,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search.config import load_config  # Optuna (~0.5 s): loaded when the command runs, not for --help
+    from search.studies import check_study_name
+
     config = load_config(args.space)
     settings = settings_from(args)
     study = args.study or check_study_name(config.source.stem)
+    # torch, Ray and MLflow (~8 s): loaded once the study file is known to be good.
+    from search import cluster
+    from search.driver.bands import open_studies
+    from search.driver.launch import publish_tables
+    from search.lr_finder import LrFinder
+    from search.lr_tables import finder_table
+    from search.tracking import Tracker
+
     tracker = Tracker(settings.tracking_uri)
     tracker.check()
     # The band studies hold what the tables need to find these results.
@@ -49,5 +53,6 @@ def run(args: argparse.Namespace) -> int:
                           f"({result['stop_reason']} at lr {result['diverged_lr']}); lower lr_finder.min_lr")
     console.print(finder_table(settings.storage_url, study).rich())
     publish_tables(settings, study)
-    console.print(f"curves and plots: MLflow experiment [bold]{study}[/], run 'lr finder' at {settings.tracking_uri}")
+    console.print(f"curves and plots: MLflow experiment [bold]{study}[/], run 'lr finder' at "
+                  f"{mask(settings.tracking_uri)}")
     return 0

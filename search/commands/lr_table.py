@@ -6,8 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from search.commands import add_location_options, settings_from, study_name
-from search.lr_tables import finder_table, log_tables, study_table
+from search.commands import add_location_options, existing_settings, study_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    # heavy (Optuna, MLflow, matplotlib): loaded when the command runs, not for --help
+    from search.lr_tables import finder_table, log_tables, study_table
+
+    settings = existing_settings(args)
     tables = [finder_table(settings.storage_url, args.study), study_table(settings.storage_url, args.study)]
     console = Console()
     for table in tables:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from search import cluster
-from search.commands import add_location_options, cpu_count, settings_from, study_name
-from search.report import write_report
+from search.commands import add_location_options, cpu_count, existing_settings, study_name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    from search.studies import open_band_studies  # heavy (Optuna): loaded when the command runs, not for --help
+
+    settings = existing_settings(args)
+    open_band_studies(settings.storage_url, args.study)  # an unknown study is refused before Ray starts
+    # torch, Ray, MLflow and matplotlib (~8 s): loaded once the study is known to exist.
+    from search import cluster
+    from search.report import write_report
+
     out = Path(args.out) if args.out else settings.run_dir / "reports" / args.study
     console = Console()
     with console.status(f"re-running each band's best configurations with {args.seeds} seeds on Ray"):

@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from typing import TYPE_CHECKING
 
-import optuna
 from rich.console import Console
 from rich.table import Table
 
-from search.commands import add_location_options, settings_from, study_name
-from search.studies import BUDGET, PARENT_RUN, RETRIED, best_trial, open_band_studies, train_config
+from search.commands import add_location_options, existing_settings, study_name
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def band_status(study: optuna.Study) -> dict:
+    from search.studies import BUDGET, PARENT_RUN, RETRIED, best_trial, train_config  # heavy (Optuna)
+
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
     retried = sum(1 for t in trials if t.user_attrs.get(RETRIED))
@@ -43,8 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [{"band": band, **band_status(study)}
-            for band, study in open_band_studies(settings_from(args).storage_url, args.study).items()]
+    from search.lease import holder_line  # heavy (Optuna): loaded when the command runs, not for --help
+    from search.studies import open_band_studies
+
+    storage_url = existing_settings(args).storage_url
+    rows = [{"band": band, **band_status(study)} for band, study in open_band_studies(storage_url, args.study).items()]
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -60,4 +67,6 @@ def run(args: argparse.Namespace) -> int:
             f"{r['elapsed_s']:.0f}s" if r["elapsed_s"] is not None else "-",
         )
     Console().print(table)
+    if holder := holder_line(storage_url, args.study):
+        Console().print(holder)
     return 0

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-import optuna
 from rich.console import Console
 from rich.table import Table
 
-from search.commands import add_location_options, settings_from
-from search.storage import open_storage
-from search.studies import FINDER_STUDY
+from search.commands import add_location_options, existing_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,13 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    storage = open_storage(settings_from(args).storage_url)
+    # heavy (Optuna): loaded when the command runs, not for --help
+    import optuna
+
+    from search.storage import open_storage
+    from search.studies import FINDER_STUDY, LEASE_STUDY
+
+    storage = open_storage(existing_settings(args).storage_url)
     table = Table(title="studies")
     for column in ("study", "band", "trials", "states", "best"):
         table.add_column(column)
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
-        if summary.study_name == FINDER_STUDY:
-            continue  # range-test results, shown by `bandsearch lr-table`
+        if summary.study_name in (FINDER_STUDY, LEASE_STUDY):
+            continue  # range-test results (`bandsearch lr-table`) and launch leases (`bandsearch status`)
         study, _, band = summary.study_name.rpartition("/")
         trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
         states = Counter(t.state.name.lower() for t in trials)

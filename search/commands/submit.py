@@ -15,11 +15,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from search import cluster
 from search.commands import add_proxy_option, study_name
-from search.config import load_config
 from search.errors import BandsearchError
-from search.studies import check_study_name
 from search.uris import mask
 
 # Where the job keeps its run folder when neither --run-dir nor the cluster's environment says.
@@ -45,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def entrypoint(args: argparse.Namespace, space_name: str) -> str:
     """The job's command line: `bandsearch launch` with the flags given here."""
+    from search.studies import check_study_name  # heavy (Optuna): loaded when the command runs, not for --help
+
     study = args.study or check_study_name(Path(args.space).stem)
     words = ["bandsearch", "launch", space_name, "--quiet", "--study", study]
     for flag, value in (("--trials", args.trials), ("--workers", args.workers),
@@ -70,14 +69,18 @@ def job_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from search.config import load_config  # Optuna (~0.5 s): loaded when the command runs, not for --help
+
     load_config(args.space)  # refuse a bad file here, not on the cluster
+    from search import cluster  # Ray (~3 s): loaded once the study file is known to be good
+
     console = Console()
     with tempfile.TemporaryDirectory(prefix="bandsearch-job-") as folder:
         space = Path(folder) / Path(args.space).name
         shutil.copyfile(args.space, space)
         job_id, address = cluster.submit_job(args.address, entrypoint(args, space.name), Path(folder), job_env(args))
-    console.print(f"submitted Ray Job [bold]{job_id}[/] to {address}\n"
-                  f"  follow: ray job logs --address {address} -f {job_id}")
+    console.print(f"submitted Ray Job [bold]{job_id}[/] to {mask(address)}\n"
+                  f"  follow: ray job logs --address {mask(address)} -f {job_id}")
     if not args.wait:
         return 0
     status, logs = cluster.wait_job(address, job_id)

@@ -8,10 +8,7 @@ import dataclasses
 from rich.console import Console
 from rich.progress import Progress
 
-from objectives.task.dataset import load_or_generate
-from objectives.train.loop import train
 from search.commands import add_location_options, settings_from
-from search.export import load_best_config
 
 
 class _EpochBar:
@@ -32,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # heavy (torch, Optuna): loaded when the command runs, not for --help
+    from objectives.task.dataset import load_or_generate
+    from objectives.train.loop import train
+    from search.export import load_best_config
+
     best = load_best_config(args.config, args.band)
     config = best.train if args.seed is None else dataclasses.replace(best.train, seed=args.seed)
     console = Console()

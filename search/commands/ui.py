@@ -8,8 +8,6 @@ import subprocess
 from rich.console import Console
 
 from search.commands import add_location_options, settings_from
-from search.storage import serve_dashboard
-from search.tracking import serve_ui
 from search.uris import is_remote_tracking, mask
 
 
@@ -23,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # heavy (Optuna, MLflow): loaded when the command runs, not for --help
+    from search.storage import serve_dashboard
+    from search.tracking import serve_ui
+
     settings = settings_from(args)
     console = Console()
     servers: list[subprocess.Popen] = []

@@ -7,21 +7,29 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from search import cluster
 from search.config import StudyConfig
 from search.driver.bands import BandRun, summary_row
 from search.driver.loop import Launch, Progress
+from search.lease import Lease
 from search.lr_tables import finder_table, log_tables, study_table
 from search.settings import Settings
+from search.uris import mask
 
 log = logging.getLogger(__name__)
 
 
 def launch(config: StudyConfig, study_name: str, settings: Settings, progress: Progress | None = None,
-           address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
-    """Create or resume the study and run every band to its budget."""
+           address: str | None = None, num_cpus: int | None = None, take_over: bool = False) -> list[BandRun]:
+    """Create or resume the study and run every band to its budget, holding the study's lease
+    (search/lease.py) from before recovery to the last trial; `take_over` takes an expired one."""
+    # What cannot work is refused before anything is created (the MLflow store, the storage).
+    cluster.check_address(address)
     run = Launch(config, study_name, settings, progress)
-    run.prepare()
-    bands = run.run(address=address, num_cpus=num_cpus)
+    run.tracker.tracker.check()
+    with Lease(settings.storage_url, study_name).hold(take_over):
+        run.prepare()
+        bands = run.run(address=address, num_cpus=num_cpus)
     publish_tables(settings, study_name)
     return bands
 
@@ -34,7 +42,7 @@ def publish_tables(settings: Settings, study_name: str) -> None:
         log_tables(settings.tracking_uri, settings.artifact_root, study_name, [t for t in tables if t.cells])
     except Exception as err:  # MLflow down at the very end: the study itself is complete
         log.warning("could not log the learning-rate tables to MLflow (%s); run `bandsearch lr-table %s` later",
-                    err, study_name)
+                    mask(str(err)), study_name)
 
 
 def summarize(bands: Iterable[BandRun]) -> list[dict[str, Any]]:

@@ -87,15 +87,17 @@ class Launch:
             self.bands.append(band)
 
     def connect(self, address: str | None = None, num_cpus: int | None = None) -> None:
-        """Join Ray, serve the storage if asked, check every node reaches the storage and MLflow,
-        start each band's dataset and resolve learning rates taken from the LR finder."""
+        """Join Ray, check a trial fits a node, serve the storage if asked, check every node reaches
+        the storage and MLflow, start each band's dataset and resolve learning rates taken from
+        the LR finder."""
         cluster.connect(address, num_cpus=num_cpus)
+        self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
+        cluster.check_fits(self.config.search.cpus_per_trial, self.gpus)
         if self.settings.storage_proxy and self.proxy is None:
             self.proxy = serve_storage(self.settings)
             self.worker_storage_url = self.proxy.url(cluster.node_ip())
         check_reach(self.worker_storage_url, self.settings.tracking_uri)
         start_datasets(self.config, self.settings, self.bands)
-        self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
         seed_from_finder(self.config, self.study_name, self.settings, self.bands)
 
     def run(self, address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:

@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from objectives.errors import InvalidConfig
 from objectives.task.sources.folder import Folder
 from objectives.task.sources.free_field import FreeField
 from objectives.task.sources.reverberant import Reverberant
-from objectives.task.synthesis import Clips
 
 if TYPE_CHECKING:
+    import torch
+
     from objectives.task.config import Band, TaskConfig
+    from objectives.task.synthesis import Clips
 
 # The table of sources: a new kind is one module with its dataclass (validate/clips/fingerprint) and one line here.
 SOURCES: dict[str, type] = {"free_field": FreeField, "reverberant": Reverberant, "folder": Folder}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from objectives.errors import InvalidConfig
 
 CHUNK = 500  # clips made at once: bounds memory at about 60 MB per chunk
+WALL_M = 0.3  # closest a room's source may come to a wall
 
 
 def check_share(share: float) -> None:

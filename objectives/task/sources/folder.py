@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from objectives.errors import InvalidConfig
-from objectives.task.synthesis import Clips
 
 if TYPE_CHECKING:
+    import torch
+
     from objectives.task.config import Band, TaskConfig
+    from objectives.task.synthesis import Clips
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from objectives.task.sources.base import CHUNK, check_share
-from objectives.task.synthesis import Clips, synthesize
 
 if TYPE_CHECKING:
+    import torch
+
     from objectives.task.config import Band, TaskConfig
+    from objectives.task.synthesis import Clips
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class FreeField:
 
     def clips(self, task: TaskConfig, band: Band, split: str, n: int, generator: torch.Generator,
               cache_dir: Path | None) -> Iterator[Clips]:
+        from objectives.task.synthesis import synthesize  # torch: loaded when clips are made, never to validate
+
         for start in range(0, n, CHUNK):
             yield synthesize(task, band, min(CHUNK, n - start), generator)
 

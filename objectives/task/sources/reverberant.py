@@ -8,15 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from objectives.errors import InvalidConfig
-from objectives.task.sources.base import check_range, check_share
-from objectives.task.sources.rooms import WALL_M, load_or_build_bank, reverberant_clips
-from objectives.task.synthesis import Clips
+from objectives.task.sources.base import WALL_M, check_range, check_share
 
 if TYPE_CHECKING:
+    import torch
+
     from objectives.task.config import Band, TaskConfig
+    from objectives.task.synthesis import Clips
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,8 @@ class Reverberant:
 
     def clips(self, task: TaskConfig, band: Band, split: str, n: int, generator: torch.Generator,
               cache_dir: Path | None) -> Iterator[Clips]:
+        from objectives.task.sources.rooms import load_or_build_bank, reverberant_clips  # torch, numpy
+
         yield from reverberant_clips(load_or_build_bank(self, task, cache_dir), task, band, split, n, generator)
 
     def fingerprint(self) -> str:

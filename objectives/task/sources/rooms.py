@@ -28,7 +28,7 @@ import torch
 from objectives.plain import to_dict
 from objectives.task.array import SPEED_OF_SOUND
 from objectives.task.geometry import angle_labels
-from objectives.task.sources.base import CHUNK
+from objectives.task.sources.base import CHUNK, WALL_M
 from objectives.task.synthesis import Clips, add_sensor_noise, draw_snr, in_band, unit_power
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from objectives.task.sources.reverberant import Reverberant
 
 log = logging.getLogger(__name__)
-
-WALL_M = 0.3  # closest a source may come to a wall
 
 BANK_VERSION = 2  # bump when the simulation changes in a way the parameters do not capture
 _HEIGHT_M = (2.5, 3.5)  # ceiling heights of ordinary rooms
