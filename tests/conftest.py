@@ -72,9 +72,3 @@ def postgres():
     finally:
         server.stop()
 
-
-@pytest.fixture(autouse=True)
-def _ray_mode_stays_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`bandsearch` run in-process sets Ray's single-machine switch (search/cli.py) for the local
-    cluster it may start; the switch must not reach the `ray start` nodes a later test starts."""
-    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)

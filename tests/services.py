@@ -39,8 +39,11 @@ def free_port() -> int:
 def env() -> dict[str, str]:
     """This checkout first on the path of every process we start (Ray nodes, jobs, workers).
     The test cluster is this machine's alone: Ray's token authentication is off for it (a
-    real cluster keeps it on, see deploy/README.md)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+    real cluster keeps it on, see deploy/README.md). Ray's single-machine switch, which an
+    in-process `bandsearch` sets for its local cluster (search/cli.py), would stop `ray start`
+    from forming the test's multi-node cluster: it is left out."""
+    inherited = {key: value for key, value in os.environ.items() if key != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    return {**inherited, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "disabled"}
 
 
