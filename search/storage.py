@@ -105,7 +105,9 @@ def _postgres_storage(url: str) -> RDBStorage:
 
 
 def serve_dashboard(url: str, host: str = "127.0.0.1", port: int = 8080) -> subprocess.Popen | None:
-    """Start optuna-dashboard on the storage if it is installed (None if not)."""
+    """Start optuna-dashboard on the storage if it is installed (None if not); a journal is
+    given as its file, the form optuna-dashboard reads."""
     if importlib.util.find_spec("optuna_dashboard") is None:
         return None
-    return subprocess.Popen([sys.executable, "-m", "optuna_dashboard", url, "--host", host, "--port", str(port)])
+    target = str(journal_path(url)) if storage_kind(url) is StorageKind.JOURNAL else url
+    return subprocess.Popen([sys.executable, "-m", "optuna_dashboard", target, "--host", host, "--port", str(port)])

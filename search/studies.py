@@ -11,6 +11,7 @@ launch leases (which driver runs which study) in another (`LEASE_STUDY`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import optuna
@@ -97,6 +98,11 @@ def open_band_studies(storage_url: str, study: str) -> dict[str, optuna.Study]:
 def snapshot(study: optuna.Study) -> dict[str, Any]:
     """What the band study was created from ({} before its first launch)."""
     return study.user_attrs.get(SNAPSHOT, {})
+
+
+def experiment_of(studies: Iterable[optuna.Study]) -> str | None:
+    """The MLflow experiment id of a study, from its band studies (None before its first launch)."""
+    return next((found for study in studies if (found := snapshot(study).get("experiment_id"))), None)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -38,6 +38,8 @@ _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 8000
 PARENT_TAG = "mlflow.parentRunId"
 # Marks a run created through the Outbox, so a replay finds it instead of creating it twice.
 TOKEN_TAG = "bandsearch.create_token"
+# MLflow versions that read it open the experiment on its training runs, not on GenAI traces.
+KIND_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 # MLflow retries a refused connection 7 times with doubling back-off (minutes per call);
 # bandsearch keeps unsent data itself, so a failed call should fail within seconds.
 # Set these variables yourself to override.
@@ -77,7 +79,7 @@ class Tracker:
         if found is not None:
             return found.experiment_id
         location = (Path(artifact_root).resolve() / name).as_uri() if artifact_root else None
-        return self.client.create_experiment(name, artifact_location=location)
+        return self.client.create_experiment(name, artifact_location=location, tags=KIND_TAGS)
 
     def start_run(
         self,
@@ -161,8 +163,10 @@ class Tracker:
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
 
-    def finish(self, run_id: str, status: str) -> None:
-        """End a run as FINISHED, KILLED (pruned or interrupted) or FAILED."""
+    def finish(self, run_id: str, status: str, name: str | None = None) -> None:
+        """End a run as FINISHED, KILLED (pruned or interrupted) or FAILED, renamed to `name` if given."""
+        if name:
+            self.client.update_run(run_id, name=name)
         self.client.set_terminated(run_id, status=status)
 
     def open_runs(self, experiment_id: str, study_name: str) -> dict[str, int]:

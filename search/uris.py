@@ -1,5 +1,6 @@
 """What kind of URI is this: the one place that reads the scheme of an MLflow tracking URI or
-an Optuna storage URL, and that masks passwords before a URL is shown.
+an Optuna storage URL, that masks passwords before a URL is shown, and that makes the MLflow
+UI links bandsearch prints.
 
 A scheme bandsearch knows counts with or without `//` (`sqlite:x.db` is a database, not a
 file named so); any other name counts only as `name://`, so a relative path such as
@@ -10,6 +11,7 @@ accepted forms, before anything is opened or created.
 from __future__ import annotations
 
 import re
+import shlex
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -100,3 +102,27 @@ def mask(url: str) -> str:
     for logs, MLflow params and exported files. Greedy to the last `@`: over-masking is safe."""
     url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
     return re.sub(r"((?:^|[?&;\s])password=)[^&;\s]*", r"\1***", url, flags=re.IGNORECASE)
+
+
+# Where `mlflow ui` and `bandsearch ui` serve by default.
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+def runs_view(ui: str, experiment_id: str) -> str:
+    """The MLflow UI at `ui` opened on the training runs of `experiment_id`: without the query
+    MLflow 3 opens an experiment on its (empty) GenAI overview. Every link bandsearch prints."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
+def where_to_browse(tracking_uri: str, experiment_id: str) -> str:
+    """How to see an experiment's runs: its link on a tracking server; for a local store, the
+    command that serves the UI on it, then the link."""
+    uri = mask(tracking_uri)
+    kind = tracking_kind(tracking_uri)
+    if kind is TrackingKind.SERVER:
+        return f"open {runs_view(uri, experiment_id)}"
+    if kind is TrackingKind.DATABRICKS:
+        return f"open experiment {experiment_id} in the Databricks workspace"
+    quoted = shlex.quote(uri)
+    return (f"run `bandsearch ui --tracking-uri {quoted}` (or `mlflow ui --backend-store-uri {quoted} "
+            f"--host 127.0.0.1`), then open {runs_view(LOCAL_UI, experiment_id)}")

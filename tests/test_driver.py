@@ -125,10 +125,10 @@ def test_each_outcome_maps_to_its_optuna_and_mlflow_state(tmp_path: Path) -> Non
     diverged = [t for band in launch.bands for t in band.study.get_trials() if t.user_attrs.get("stop_reason")]
     assert [t.state for t in diverged] == [TrialState.PRUNED]
     by_state = {}
-    for run in runs_by_role(launch)["trial"]:
-        by_state.setdefault(run["tags"]["bandsearch.state"], set()).add(run["status"])
-    assert by_state == {"lost": {"FAILED"}, "failed": {"FAILED"}, "diverged": {"KILLED"}, "pruned": {"KILLED"},
-                        "complete": {"FINISHED"}}
+    for run in runs_by_role(launch)["trial"]:  # the MLflow status, and what the run name ends with
+        by_state.setdefault(run["tags"]["bandsearch.state"], set()).add((run["status"], run["name"].partition(" (")[2]))
+    assert by_state == {"lost": {("FAILED", "")}, "failed": {("FAILED", "")}, "complete": {("FINISHED", "")},
+                        "diverged": {("KILLED", "pruned: diverged)")}, "pruned": {("KILLED", "pruned)")}}
 
 
 def test_a_lost_trial_is_retried_only_max_retries_times(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Optuna and, in a separate process, through MlflowClient.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import browser
 import optuna
 import pytest
+import services
 from conftest import tiny_config
 from optuna.trial import TrialState
 
@@ -27,9 +29,8 @@ from search.export import best_configs, load_best_config, write_export
 from search.lr_finder import stored_results
 from search.lr_tables import finder_table, study_table
 from search.settings import Settings
-from search.storage import open_storage
+from search.storage import open_storage, serve_dashboard
 from search.studies import band_study_name
-from search.tracking import serve_ui
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.timeout(300)
@@ -95,6 +96,8 @@ def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
             assert child["tags"]["bandsearch.band"] == band
             assert {"optimizer", "lr", "batch_size", "warmup_epochs", "epochs", "model.hidden"} <= set(child["params"])
             assert child["name"].startswith(f"t{trial.number:03d} {child['params']['optimizer']} lr=")
+            # KILLED reads like FAILED in MLflow's run list: a pruned trial says so in its name.
+            assert (" (pruned" in child["name"]) == (trial.state == TrialState.PRUNED)
             epochs = [step for step, _ in child["metrics"]["val_accuracy"]]
             assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) == trial.last_step
             for key in ("train_loss", "val_loss", "lr", "val_angle_error_deg"):
@@ -263,34 +266,69 @@ def test_a_finder_that_diverges_at_once_stops_the_launch_with_a_clear_error(tmp_
     assert not [t for t in _trials(settings, "diverged", "1000")]
 
 
-@pytest.mark.skipif(not (browser.CHROMIUM and browser.CHROMEDRIVER),
-                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
-def test_the_mlflow_ui_shows_the_nested_runs_of_a_study(finished, tmp_path) -> None:
+needs_chromium = pytest.mark.skipif(not (browser.CHROMIUM and browser.CHROMEDRIVER),
+                                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+
+
+@needs_chromium
+def test_the_printed_mlflow_link_opens_the_nested_runs_and_two_trials_compare(finished, tmp_path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    _, settings, bands = finished
-    port = browser.free_port()
-    server = serve_ui(settings.tracking_uri, "127.0.0.1", port)
+    _, settings, _ = finished
+    server = services.MlflowServer(settings.run_dir)  # an `mlflow server` on the study's own store
+    server.start()
     try:
-        browser.wait_for_http(f"http://127.0.0.1:{port}/health")
+        shown = subprocess.run([sys.executable, "-m", "search.cli", "status", "e2e", "--run-dir", str(settings.run_dir),
+                                "--tracking-uri", server.uri], capture_output=True, text=True,
+                               env={**services.env(), "COLUMNS": "200"})
+        assert shown.returncode == 0, shown.stderr
+        link = re.search(r"MLflow: open (\S+)", shown.stdout).group(1)
         tree = _read_mlflow(settings, "e2e")
-        experiment = tree["experiment_id"]
-        children = [r["name"] for r in tree["runs"] if r["tags"].get("bandsearch.role") == "trial"]
+        assert link == f"{server.uri}/#/experiments/{tree['experiment_id']}?workflowType=machine_learning"
+        trials = [r for r in tree["runs"] if r["tags"].get("bandsearch.role") == "trial"]
         with browser.chromium() as page:
-            page.get(f"http://127.0.0.1:{port}/#/experiments/{experiment}/runs")
             body = lambda: page.find_element(By.TAG_NAME, "body").text
-            WebDriverWait(page, 90).until(lambda _: "band 500 Hz" in body() and "band 3000 Hz" in body())
-            # Each band's parent run lists its trials folded under it; unfold both.
-            expanders = "button[data-component-id*='runnamecellrenderer']"
-            for index in range(2):
-                page.find_elements(By.CSS_SELECTOR, expanders)[index].click()
-            WebDriverWait(page, 30).until(lambda _: all(name in body() for name in children))
-            page.save_screenshot(str(tmp_path / "mlflow_ui.png"))
-            assert (tmp_path / "mlflow_ui.png").stat().st_size > 10_000
+            page.get(link)
+            # What shows first is the runs table, each band's parent run with its trials folded under it.
+            WebDriverWait(page, 90).until(lambda _: all(text in body() for text in ("Run Name", "band 500 Hz",
+                                                                                     "band 3000 Hz")))
+            page.save_screenshot(str(tmp_path / "mlflow_runs.png"))
+            for expander in page.find_elements(By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"):
+                expander.click()
+            WebDriverWait(page, 30).until(lambda _: all(r["name"] in body() for r in trials))
+            page.save_screenshot(str(tmp_path / "mlflow_runs_unfolded.png"))
+            compared = trials[:2]
+            page.get(f"{server.uri}/#/compare-runs?runs={json.dumps([r['run_id'] for r in compared])}"
+                     f"&experiments={json.dumps([tree['experiment_id']])}")
+            WebDriverWait(page, 60).until(lambda _: "Comparing 2 Runs" in body()
+                                          and all(r["name"] in body() for r in compared))
+            page.save_screenshot(str(tmp_path / "mlflow_compare.png"))
+        assert all((tmp_path / png).stat().st_size > 10_000
+                   for png in ("mlflow_runs.png", "mlflow_runs_unfolded.png", "mlflow_compare.png"))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
+
+
+@needs_chromium
+def test_optuna_dashboard_lists_the_band_studies(finished, tmp_path) -> None:
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installed (pyproject's test extra has it)")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, settings, _ = finished
+    port = services.free_port()
+    dashboard = serve_dashboard(settings.storage_url, "127.0.0.1", port)
+    try:
+        browser.wait_for_http(f"http://127.0.0.1:{port}/")
+        with browser.chromium() as page:
+            page.get(f"http://127.0.0.1:{port}/dashboard")
+            body = lambda: page.find_element(By.TAG_NAME, "body").text
+            WebDriverWait(page, 60).until(lambda _: band_study_name("e2e", "500") in body())
+            page.save_screenshot(str(tmp_path / "optuna_dashboard.png"))
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
 
 
 def test_the_report_reruns_the_best_configs_and_lands_in_mlflow(finished, tmp_path) -> None:

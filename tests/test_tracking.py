@@ -1,4 +1,4 @@
-"""The Outbox against a real local MLflow store, with an outage injected at chosen calls."""
+"""The Tracker and its Outbox against a real local MLflow store, with an outage injected at chosen calls."""
 
 from __future__ import annotations
 
@@ -75,3 +75,19 @@ def test_separate_launches_never_share_a_token(tracker) -> None:
         Outbox(tracker).start_run(experiment, "band 500 Hz", tags={})
     tokens = {r.data.tags[TOKEN_TAG] for r in _runs(tracker, experiment)}
     assert len(tokens) == 2
+
+
+def test_a_new_experiment_is_a_model_training_one(tracker) -> None:
+    experiment = tracker.client.get_experiment(tracker.experiment("kind", None))
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_run_ends_renamed_when_asked(tracker) -> None:
+    experiment = tracker.experiment("names", None)
+    outbox = Outbox(tracker)
+    kept, renamed = (outbox.start_run(experiment, name, tags={}) for name in ("t000", "t001"))
+    outbox.finish(kept, "FAILED")
+    outbox.finish(renamed, "KILLED", name="t001 (pruned)")
+    runs = {r.info.run_id: r.info for r in _runs(tracker, experiment)}
+    assert (runs[kept].run_name, runs[kept].status) == ("t000", "FAILED")
+    assert (runs[renamed].run_name, runs[renamed].status) == ("t001 (pruned)", "KILLED")

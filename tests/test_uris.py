@@ -1,5 +1,6 @@
 """What kind of URI is this: one answer for every module (search/uris.py), a clear refusal of
-an unknown scheme before anything is created, and passwords masked wherever a URL is shown."""
+an unknown scheme before anything is created, passwords masked wherever a URL is shown, and
+every MLflow link landing on an experiment's training runs."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from search.uris import (
     journal_path,
     mask,
     needs_artifact_root,
+    runs_view,
     storage_kind,
     tracking_kind,
+    where_to_browse,
 )
 
 _NO_ENV = ("BANDSEARCH_RUN_DIR", "BANDSEARCH_STORAGE", "BANDSEARCH_STORAGE_PROXY", "MLFLOW_TRACKING_URI")
@@ -156,3 +159,18 @@ def test_launch_with_an_unknown_storage_scheme_stops_at_once(tiny_yaml: Path, tm
 ])
 def test_passwords_are_masked(url: str, shown: str) -> None:
     assert mask(url) == shown
+
+
+def test_a_link_opens_the_training_runs_of_the_experiment() -> None:
+    view = "#/experiments/7?workflowType=machine_learning"
+    assert runs_view("http://127.0.0.1:5000/", "7") == f"http://127.0.0.1:5000/{view}"
+    assert where_to_browse("https://u:s3cret@mlflow.example.org/ml", "7") == (
+        f"open https://u:***@mlflow.example.org/ml/{view}")
+    assert "experiment 7 in the Databricks workspace" in where_to_browse("databricks://team", "7")
+
+
+def test_a_local_store_gets_the_command_serving_it_and_then_the_link() -> None:
+    shown = where_to_browse("sqlite:////my runs/mlflow.db", "3")
+    assert "bandsearch ui --tracking-uri 'sqlite:////my runs/mlflow.db'" in shown
+    assert "mlflow ui --backend-store-uri 'sqlite:////my runs/mlflow.db' --host 127.0.0.1" in shown
+    assert shown.endswith("then open http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from search.commands import add_location_options, add_proxy_option, cpu_count, settings_from, study_name
 from search.errors import BandsearchError
-from search.uris import is_remote_tracking, mask
+from search.uris import mask, where_to_browse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.config import load_config  # Optuna (~0.5 s): loaded when the command runs, not for --help
-    from search.studies import check_study_name
+    from search.studies import check_study_name, experiment_of
 
     config = load_config(args.space)
     overrides = {key: value for key, value in (("trials_per_band", args.trials), ("workers", args.workers))
@@ -61,31 +61,52 @@ def run(args: argparse.Namespace) -> int:
     with progress() as view:
         bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus,
                        take_over=args.take_over)
-    print_summary(console, study, summarize(bands), settings.tracking_uri, config.baselines.methods)
+    print_summary(console, study, summarize(bands), settings.tracking_uri, experiment_of(b.study for b in bands),
+                  config.baselines.methods)
     return 0
 
 
-def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: str, methods: list[str]) -> None:
-    """Best per band; the network's val accuracy / angle error beside the classical baselines'."""
+def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: str, experiment_id: str | None,
+                  methods: list[str]) -> None:
+    """Best per band; the network's val accuracy / angle error beside the classical baselines'. One
+    row per band where the console is wide enough, else a two-column table per band: no cell is cut."""
     from search import baselines  # heavy (torch, Ray): loaded when a launch ends, not for --help
 
-    table = Table(title=f"study {study}: best per band (accuracy / mean angle error on the same test clips)")
-    for column in ("band", *baselines.columns(methods), "optimizer", "lr", "batch", "done/pruned/failed",
-                   "MLflow run"):
-        table.add_column(column)
-    for row in rows:
-        config = row["config"] or {}
-        table.add_row(
-            f"{row['band']} Hz",
-            *baselines.cells(row["best"], row["angle_error_deg"], row["baselines"], methods),
-            config.get("optimizer", "-"),
-            f"{config['lr']:.2e}" if config else "-",
-            str(config.get("batch_size", "-")),
-            f"{row['complete']}/{row['pruned']}/{row['failed']}",
-            row["best_run_id"] or "-",
-        )
-    console.print(table)
-    uri = mask(tracking_uri)
-    browse = (f"open {uri}" if is_remote_tracking(tracking_uri)
-              else f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
-    console.print(f"MLflow: experiment [bold]{study}[/] at {uri}\n  browse: {browse}")
+    title = f"study {study}: best per band (accuracy / mean angle error on the same test clips)"
+    headers = ["band", *baselines.columns(methods), "optimizer", "lr", "batch", "done/pruned/failed", "MLflow run"]
+    lines = [_summary_cells(row, baselines.cells(row["best"], row["angle_error_deg"], row["baselines"], methods))
+             for row in rows]
+    wide = Table(title=title)
+    for header in headers:
+        wide.add_column(header, no_wrap=True)
+    for cells in lines:
+        wide.add_row(*cells)
+    if console.measure(wide, options=console.options.update_width(10_000)).maximum <= console.width:
+        console.print(wide)
+    else:
+        console.print(title)
+        for cells in lines:
+            band = Table(title=f"band {cells[0]}", show_header=False, title_justify="left")
+            band.add_column(overflow="fold")
+            band.add_column(overflow="fold")
+            for header, cell in zip(headers[1:], cells[1:], strict=True):
+                band.add_row(header, cell)
+            console.print(band)
+    if experiment_id:
+        console.print(f"MLflow: experiment [bold]{study}[/], trial runs nested under their band's run:\n  "
+                      f"{where_to_browse(tracking_uri, experiment_id)}", soft_wrap=True)
+
+
+def _summary_cells(row: dict, compared: list[str]) -> list[str]:
+    """One band's summary row (search/driver/bands.py summary_row) as text, `compared` its
+    network and baseline cells."""
+    config = row["config"] or {}
+    return [
+        f"{row['band']} Hz",
+        *compared,
+        config.get("optimizer", "-"),
+        f"{config['lr']:.2e}" if config else "-",
+        str(config.get("batch_size", "-")),
+        f"{row['complete']}/{row['pruned']}/{row['failed']}",
+        row["best_run_id"] or "-",
+    ]

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 
 from search.commands import add_location_options, cpu_count, settings_from, study_name
-from search.uris import mask
+from search.uris import where_to_browse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     tracker = Tracker(settings.tracking_uri)
     tracker.check()
     # The band studies hold what the tables need to find these results.
-    open_studies(config, study, settings, tracker.experiment(study, settings.artifact_root))
+    experiment_id = tracker.experiment(study, settings.artifact_root)
+    open_studies(config, study, settings, experiment_id)
     console = Console()
     finder = LrFinder(config, study, settings)
     tasks = finder.tasks()
@@ -53,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
                           f"({result['stop_reason']} at lr {result['diverged_lr']}); lower lr_finder.min_lr")
     console.print(finder_table(settings.storage_url, study).rich())
     publish_tables(settings, study)
-    console.print(f"curves and plots: MLflow experiment [bold]{study}[/], run 'lr finder' at "
-                  f"{mask(settings.tracking_uri)}")
+    console.print(f"curves and plots: MLflow experiment [bold]{study}[/], run 'lr finder': "
+                  f"{where_to_browse(settings.tracking_uri, experiment_id)}", soft_wrap=True)
     return 0

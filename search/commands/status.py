@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from search.commands import add_location_options, existing_settings, study_name
+from search.uris import where_to_browse
 
 if TYPE_CHECKING:
     import optuna
@@ -48,10 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from search.lease import holder_line  # heavy (Optuna): loaded when the command runs, not for --help
-    from search.studies import open_band_studies
+    from search.studies import experiment_of, open_band_studies
 
-    storage_url = existing_settings(args).storage_url
-    rows = [{"band": band, **band_status(study)} for band, study in open_band_studies(storage_url, args.study).items()]
+    settings = existing_settings(args)
+    storage_url = settings.storage_url
+    studies = open_band_studies(storage_url, args.study)
+    rows = [{"band": band, **band_status(study)} for band, study in studies.items()]
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -66,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
             f"{r['best']:.4f}" if r["best"] is not None else "-", r["best_config"] or "-",
             f"{r['elapsed_s']:.0f}s" if r["elapsed_s"] is not None else "-",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if experiment_id := experiment_of(studies.values()):
+        console.print(f"MLflow: {where_to_browse(settings.tracking_uri, experiment_id)}", soft_wrap=True)
     if holder := holder_line(storage_url, args.study):
-        Console().print(holder)
+        console.print(holder)
     return 0

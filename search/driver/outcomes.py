@@ -2,7 +2,7 @@
 
 | outcome | Optuna | MLflow |
 | complete | COMPLETE with its value | FINISHED |
-| pruned, diverged | PRUNED (`stop_reason=diverged`) | KILLED |
+| pruned, diverged | PRUNED (`stop_reason=diverged`) | KILLED, named `... (pruned)` |
 | failed (error in the trial, an invalid sampled point) | FAIL | FAILED |
 | lost (worker, node or driver died) | FAIL, re-queued with its parameters up to max_retries | FAILED |
 """
@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.driver.bands import BandRun
+from search.driver.run_params import run_name
 from search.studies import ATTEMPT, FAIL_REASON, NET_ERROR, RETRIED, RETRY_OF, STOP_REASON
 from search.worker import TrialOutcome
 
@@ -82,7 +83,10 @@ class Outcomes:
         # The epochs the worker did not send (a short trial, or MLflow down), with the summary.
         self.tracker.log_epochs(flight.run_id, [*outcome.unsent, (0, metrics)], tags=tags)
         if outcome.state != "failed":
-            self.tracker.finish(flight.run_id, STATES[outcome.state][1])
+            state, status = STATES[outcome.state]
+            pruned = state == TrialState.PRUNED
+            self.tracker.finish(flight.run_id, status,
+                                name=run_name(flight.trial.number, flight.config, outcome.state) if pruned else None)
         best = flight.band.best()
         if best is not None:
             self.tracker.log(flight.band.parent_run_id, metrics={"best_val_accuracy": best.value},

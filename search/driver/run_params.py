@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+# How the name of a trial stopped early reads: MLflow shows it KILLED, easy to take for FAILED.
+_ENDINGS = {"pruned": "pruned", "diverged": "pruned: diverged"}
 
-def run_name(number: int, config: dict[str, Any]) -> str:
-    """Readable in the MLflow run list: `t007 adam lr=3.2e-03 bs=64`."""
-    return f"t{number:03d} {config['optimizer']} lr={config['lr']:.1e} bs={config['batch_size']}"
+
+def run_name(number: int, config: dict[str, Any], outcome: str = "") -> str:
+    """Readable in the MLflow run list: `t007 adam lr=3.2e-03 bs=64`, with ` (pruned)` (or
+    ` (pruned: diverged)`) once the trial ended so."""
+    name = f"t{number:03d} {config['optimizer']} lr={config['lr']:.1e} bs={config['batch_size']}"
+    return f"{name} ({_ENDINGS[outcome]})" if outcome in _ENDINGS else name
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
