@@ -23,6 +23,11 @@ from search.uris import mask, scheme
 
 # How long an opener waits for another process creating the store (a few seconds on 2 cores).
 _CREATE_WAIT_SECONDS = 300.0
+# MLflow retries a refused connection 7 times with doubling back-off (minutes per call);
+# bandsearch keeps unsent data itself, so a failed call should fail within seconds.
+# Set these variables yourself to override.
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 # The check before a launch: one attempt with a short timeout (MLflow reads these per request).
 _FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
@@ -38,8 +43,11 @@ def sqlite_file(uri: str) -> Path | None:
 
 def open_client(uri: str) -> MlflowClient:
     """An MlflowClient on `uri`, with MLflow's "View run at URL" lines (which would print the
-    password of the URI, and break `--progress json`) turned off for this process."""
+    password of the URI, and break `--progress json`) turned off and its HTTP retries capped
+    for this process."""
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    for key, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     path = sqlite_file(uri)
     if path is not None and not path.exists():
         _create(path)

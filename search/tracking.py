@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -40,11 +39,6 @@ PARENT_TAG = "mlflow.parentRunId"
 TOKEN_TAG = "bandsearch.create_token"
 # MLflow versions that read it open the experiment on its training runs, not on GenAI traces.
 KIND_TAGS = {"mlflow.experimentKind": "custom_model_development"}
-# MLflow retries a refused connection 7 times with doubling back-off (minutes per call);
-# bandsearch keeps unsent data itself, so a failed call should fail within seconds.
-# Set these variables yourself to override.
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
 
 def default_tracking_uri(run_dir: Path) -> str:
@@ -60,8 +54,6 @@ class Tracker:
     """A thin, batched view of one MLflow tracking store."""
 
     def __init__(self, uri: str):
-        for key, value in _HTTP_DEFAULTS.items():
-            os.environ.setdefault(key, value)
         self.uri = uri
         self.client = open_client(uri)
 
