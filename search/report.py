@@ -150,10 +150,11 @@ def write_report(settings: Settings, study_name: str, seeds: int, out: Path) -> 
     md.append(_table("Optimisation path", ["band", "optimizer", "displacement", "path length", "path efficiency"],
                      [row(r, fmt(r.summary("summary.displacement"), 2), fmt(r.summary("summary.path_length"), 1),
                           fmt(r.summary("summary.path_efficiency"))) for r in reruns]))
-    md.append(_table("Memory and time per step", ["band", "optimizer", "state bytes", "peak memory (MB)",
-                                                   "forward ms", "backward ms", "update ms", "full gradient ms"],
-                     [row(r, fmt(r.summary("summary.state_bytes"), 0),
-                          fmt([v / 2**20 for v in r.summary("summary.peak_memory_bytes")], 0),
+    memory = ("params", "grads", "state", "activations", "step_peak")
+    md.append(_table("Memory and time per step",  # memory: KiB, of the largest step (objectives/train/memory.py)
+                     ["band", "optimizer", "parameters KiB", "gradients KiB", "optimizer state KiB", "activations KiB",
+                      "step peak KiB", "forward ms", "backward ms", "update ms", "full gradient ms"],
+                     [row(r, *(fmt([v / 2**10 for v in r.summary(f"summary.memory_{m}_bytes")], 1) for m in memory),
                           *(fmt(r.summary(f"summary.time_{p}_ms"), 3) for p in ("forward", "backward", "update")),
                           fmt(r.summary("summary.full_grad_ms"), 1) if r.summary("summary.full_grad_ms") else "-")
                       for r in reruns]))

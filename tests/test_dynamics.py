@@ -1,5 +1,4 @@
-"""The dynamics measurements: exact against naive per-parameter computations, and the
-optimizer state bytes against counts from first principles."""
+"""The dynamics measurements: exact against naive per-parameter computations."""
 
 from __future__ import annotations
 
@@ -16,43 +15,8 @@ from objectives.train.dynamics import Dynamics
 from objectives.train.flat import FlatParameters
 from objectives.train.loop import train
 from objectives.train.model import build_model
-from objectives.train.optim import OPTIMIZERS
 
 HIDDEN = 16
-
-
-def _counts(n_features: int, n_classes: int, hidden: int = HIDDEN) -> tuple[int, int]:
-    """(P, tensors) of the task's MLP: Linear, BatchNorm (weight, bias), Linear, Linear."""
-    p = (n_features * hidden + hidden) + 2 * hidden + (hidden * hidden + hidden) + (hidden * n_classes + n_classes)
-    return p, 8
-
-
-# Bytes each optimizer keeps, for P float32 parameters in k tensors. torch's Adam, RMSprop
-# and Adagrad keep a float32 step counter per tensor (4k bytes).
-STATE_BYTES = {
-    "sgd": lambda p, k: 4 * p,  # momentum buffer
-    "adam": lambda p, k: 8 * p + 4 * k,  # first and second moments
-    "adamw": lambda p, k: 8 * p + 4 * k,
-    "rmsprop": lambda p, k: 4 * p + 4 * k,  # square average (momentum 0 keeps no buffer)
-    "adagrad": lambda p, k: 4 * p + 4 * k,  # sum of squares
-    "svrg": lambda p, k: 12 * p,  # snapshot weights, full gradient, swap buffer
-    "adam_sgd": lambda p, k: 8 * p + 4 * k,  # Adam's until the switch (then SGD's 4P)
-}
-
-
-def test_every_optimizer_has_a_state_count() -> None:
-    assert set(STATE_BYTES) == set(OPTIMIZERS)
-
-
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_state_bytes_match_first_principles(name: str) -> None:
-    data = small_problem()
-    p, k = _counts(data.n_features, data.n_classes)
-    config = TrainConfig(optimizer=name, lr=0.01, epochs=6, batch_size=64, model=ModelConfig(hidden=HIDDEN))
-    result = train(config, data, device="cpu")
-    assert result.dynamics["summary.state_bytes"] == STATE_BYTES[name](p, k)
-    if name == "adam_sgd":  # after the switch (epoch 5) only SGD's momentum remains
-        assert [e["state_bytes"] for e in result.history][3:] == [8 * p + 4 * k, 4 * p, 4 * p]
 
 
 def test_flat_parameters_are_the_models_storage() -> None:
@@ -79,7 +43,7 @@ def _run_measured(every: int, steps: int = 8, seed: int = 0) -> tuple[dict, dict
     model = build_model(6, 3, ModelConfig(hidden=8, dropout=0.0))
     flat = FlatParameters(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    meter = Dynamics(flat, optimizer, torch.device("cpu"), target_accuracy=0.5, every=every, seed=seed)
+    meter = Dynamics(flat, torch.device("cpu"), target_accuracy=0.5, every=every, seed=seed)
     x, y = torch.randn(8 * steps, 6), torch.randint(0, 3, (8 * steps,))
     start = [p.detach().clone() for p in model.parameters()]
     naive = {"norms": [], "cosines": [None], "steps": []}
@@ -120,7 +84,6 @@ def test_measurements_on_every_step_equal_naive_per_parameter_computations() -> 
     assert summary["summary.grad_norm_first"] == pytest.approx(norms[0], rel=1e-5)
     assert summary["summary.grad_norm_last"] == pytest.approx(norms[-1], rel=1e-5)
     assert summary["summary.epochs_to_target"] == 1
-    assert summary["summary.peak_memory_bytes"] > 0
 
 
 def _weighted(values: list[float], draws: list[int], sizes: list[int]) -> float:
@@ -152,7 +115,8 @@ def test_a_trial_reports_dynamics_per_epoch_and_summarises_them() -> None:
                          target_accuracy=0.5)
     result = train(config, small_problem(), device="cpu")
     for key in ("grad_norm", "grad_norm_cv", "grad_cosine", "displacement", "path_length", "path_efficiency",
-                "state_bytes", "time_forward_ms", "time_backward_ms", "time_update_ms", "full_grad_ms"):
+                "memory_state_bytes", "memory_step_peak_bytes",
+                "time_forward_ms", "time_backward_ms", "time_update_ms", "full_grad_ms"):
         assert all(key in epoch for epoch in result.history), key
     summary = result.dynamics
     assert summary["summary.full_grad_passes"] == 4  # one snapshot per epoch

@@ -24,10 +24,6 @@ class _Vectors:
         self.params, self.grads = torch.zeros(size, dtype=torch.float64), torch.zeros(size, dtype=torch.float64)
 
 
-class _NoState:
-    state: dict = {}
-
-
 class _Shifted:
     """A draw that takes offset j % m in every block of m steps: over j = 0 .. lcm - 1 each
     block's offsets are uniform, so the mean of those runs is the estimator's expectation."""
@@ -60,7 +56,7 @@ def _sequence() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def _measure(every: int, seed: int, grads: np.ndarray, steps: np.ndarray, draw=None) -> tuple[list[dict], dict]:
     vectors = _Vectors(grads.shape[1])
-    meter = Dynamics(vectors, _NoState(), torch.device("cpu"), target_accuracy=1.0, every=every, seed=seed)
+    meter = Dynamics(vectors, torch.device("cpu"), target_accuracy=1.0, every=every, seed=seed)
     meter.rng = draw or meter.rng
     epochs, t = [], 0
     for epoch in range(EPOCHS):
@@ -127,9 +123,9 @@ def test_sampled_estimates_of_a_real_run_are_unbiased(monkeypatch, one_thread) -
     # cosine off by up to 0.12: 300 draws on the same run.
     runs: list[Meters] = []
 
-    def meters(flat, optimizer, device, target, every, seed):
-        runs.append(Meters([Dynamics(flat, optimizer, device, target, 1, seed)]
-                           + [Dynamics(flat, optimizer, device, target, EVERY, s) for s in range(300)]))
+    def meters(flat, device, target, every, seed):
+        runs.append(Meters([Dynamics(flat, device, target, 1, seed)]
+                           + [Dynamics(flat, device, target, EVERY, s) for s in range(300)]))
         return runs[-1]
 
     config = TrainConfig(optimizer="adam", lr=0.01, epochs=6, batch_size=32, model=ModelConfig(hidden=16),

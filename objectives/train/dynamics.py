@@ -24,9 +24,9 @@ Sampling keeps the measurements within a few per cent of a small model's step (s
 
 Per epoch: grad_norm (mean) and grad_norm_cv, grad_cosine, displacement ||theta_t - theta_0||,
 path_length, path_efficiency (displacement / path length: 1 is a straight line),
-state_bytes, time_*_ms per step, full_grad_ms per pass. The summary (`summary.*`) adds the
-first and last gradient norm, the cosine in the early, middle and late thirds of the epochs,
-peak memory and the first epoch reaching the target accuracy. The gradient is the
+time_*_ms per step, full_grad_ms per pass. The summary (`summary.*`) adds the first and last
+gradient norm, the cosine in the early, middle and late thirds of the epochs and the first
+epoch reaching the target accuracy. Memory is measured apart (objectives/train/memory.py). The gradient is the
 mini-batch gradient before clipping and, for SVRG, before variance reduction: the same
 quantity for every optimizer.
 """
@@ -34,9 +34,7 @@ quantity for every optimizer.
 from __future__ import annotations
 
 import math
-import resource
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,22 +43,6 @@ from objectives.train.flat import FlatParameters
 
 FORWARD, BACKWARD, UPDATE = range(3)
 _PHASES = ("forward", "backward", "update")
-
-
-def state_bytes(optimizer: Any) -> int:
-    """Bytes of every tensor the optimizer keeps between steps."""
-    return sum(
-        t.numel() * t.element_size()
-        for state in optimizer.state.values() for t in state.values() if isinstance(t, torch.Tensor)
-    )
-
-
-def peak_memory_bytes(device: torch.device) -> int:
-    """Max allocated on CUDA since the run reset it; on CPU the process's peak RSS
-    (a high-water mark over the process's life: in a reused Ray worker, over its trials)."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
 def _numpy(scalars: list[torch.Tensor]) -> np.ndarray:
@@ -94,16 +76,14 @@ def _weighted_cv(values: np.ndarray, weights: np.ndarray) -> float:
 class Dynamics:
     """Measures one training run; the loop calls the step hooks in order every step."""
 
-    def __init__(self, flat: FlatParameters, optimizer: Any, device: torch.device, target_accuracy: float,
-                 every: int = 4, seed: int = 0):
+    def __init__(self, flat: FlatParameters, device: torch.device, target_accuracy: float, every: int = 4,
+                 seed: int = 0):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        self.flat, self.optimizer, self.device = flat, optimizer, device
+        self.flat, self.device = flat, device
         self.target_accuracy, self.every = target_accuracy, every
         self.rng = np.random.default_rng(seed % 2**64)  # its own stream: training never sees it
         self.cuda = device.type == "cuda"
-        if self.cuda:
-            torch.cuda.reset_peak_memory_stats(device)
         self.theta0 = flat.params.clone()
         self.theta_before = torch.empty_like(flat.params)
         self.prev_grad = torch.empty_like(flat.grads)
@@ -128,7 +108,6 @@ class Dynamics:
         self.weights: list[np.ndarray] = []  # per epoch, the block size each drawn norm stands for
         self.cosines: list[float] = []  # per epoch
         self.path = 0.0
-        self.state_peak = 0
         self.totals = {"steps": 0, "forward": 0.0, "backward": 0.0, "update": 0.0}
         self.full_passes = 0
         self.full_seconds = 0.0
@@ -208,7 +187,6 @@ class Dynamics:
             self.weights.append(sizes)
         self.path += float(sizes @ np.sqrt(_numpy(self.steps_sq)))
         displacement = torch.dist(self.flat.params, self.theta0).item()
-        self.state_peak = max(self.state_peak, state_bytes(self.optimizer))
         passes = full_passes - self.full_passes
         epoch_full = self.full_seen - self.full_seconds
         self.full_passes, self.full_seconds = full_passes, self.full_seen
@@ -225,7 +203,6 @@ class Dynamics:
             "displacement": displacement,
             "path_length": self.path,
             "path_efficiency": displacement / self.path if self.path > 0 else math.nan,
-            "state_bytes": float(state_bytes(self.optimizer)),
             **{f"time_{name}_ms": 1e3 * s / steps for name, s in zip(_PHASES, self.epoch_times)},
         }
         if passes:
@@ -247,8 +224,6 @@ class Dynamics:
             "displacement": displacement,
             "path_length": self.path,
             "path_efficiency": displacement / self.path if self.path > 0 else math.nan,
-            "state_bytes": float(self.state_peak),
-            "peak_memory_bytes": float(peak_memory_bytes(self.device)),
             **{f"time_{name}_ms": 1e3 * self.totals[name] / steps for name in _PHASES},
         }
         if self.full_passes:

@@ -14,6 +14,7 @@ from objectives.task.geometry import class_error_deg
 from objectives.train.config import TrainConfig
 from objectives.train.dynamics import FORWARD, Dynamics, NoDynamics
 from objectives.train.flat import FlatParameters
+from objectives.train.memory import MemoryMeter, NoMemory
 from objectives.train.model import build_model
 from objectives.train.optim import build_optimizer, optimizer_spec
 from objectives.train.optim.schedules import (
@@ -36,7 +37,7 @@ class TrainResult:
     epochs: int
     train_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
-    dynamics: dict[str, float] = field(default_factory=dict)  # the `summary.*` values
+    dynamics: dict[str, float] = field(default_factory=dict)  # the `summary.*` values (dynamics, memory)
 
 
 def default_device() -> torch.device:
@@ -70,7 +71,7 @@ def train(
 
     Calls `reporter.report(epoch, metrics)` after every epoch (it may raise StopTraining);
     raises Diverged when the training loss is no longer finite. `dynamics=False` runs the
-    same loop without the optimizer-dynamics measurements (for benchmarks).
+    same loop without the optimizer-dynamics and memory measurements (for benchmarks).
     """
     reporter = reporter or NullReporter()
     device = torch.device(device) if device is not None else default_device()
@@ -84,8 +85,9 @@ def train(
     hooked = optimizer_spec(config.optimizer).hooked
     optimizer = build_optimizer(config.optimizer, flat.parameters, config.lr, config.optimizer_params)
     passes = GradientPasses(model, train_x, train_y, config.clip_norm, replay=hooked, mask_seed=config.seed)
-    meter = (Dynamics(flat, optimizer, device, config.target_accuracy, config.dynamics_every, config.seed)
+    meter = (Dynamics(flat, device, config.target_accuracy, config.dynamics_every, config.seed)
              if dynamics else NoDynamics())
+    memory = MemoryMeter(model, optimizer, device, config.dynamics_every) if dynamics else NoMemory()
     decay = schedule_spec(config.schedule).decay
     decay_params = resolve_schedule(config.schedule, config.schedule_params)
 
@@ -101,13 +103,15 @@ def train(
         order = torch.randperm(len(train_x), generator=shuffle).to(device)
         loss_sum = torch.zeros((), device=device)
         meter.begin_epoch(steps)
+        memory.begin_epoch(steps)
         for batch in range(steps):
             progress = epoch - 1 + batch / steps, epoch - 1 + (batch + 1) / steps
             lr = lr_factor * warmup_then(decay, *progress, config.epochs, config.warmup_epochs, config.lr, decay_params)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             meter.start()
-            loss = passes.loss(order[batch * batch_size : (batch + 1) * batch_size])
+            with memory.recording():
+                loss = passes.loss(order[batch * batch_size : (batch + 1) * batch_size])
             meter.lap(FORWARD)
             flat.zero_grad()
             loss.backward()
@@ -118,6 +122,7 @@ def train(
                 passes.clip()
                 optimizer.step()
             meter.after_update(passes.full_seconds)
+            memory.after_step()
             loss_sum += loss.detach()
         train_loss = loss_sum.item() / steps
         if not math.isfinite(train_loss):
@@ -125,12 +130,12 @@ def train(
         scores = evaluate(model, val_x, val_y, data.span_deg)
         val_accuracy = scores["val_accuracy"]
         metrics = {"train_loss": train_loss, **scores, "lr": lr, "batch_size": batch_size,
-                   **meter.end_epoch(epoch, val_accuracy, passes.full_passes)}
+                   **meter.end_epoch(epoch, val_accuracy, passes.full_passes), **memory.end_epoch()}
         result.history.append({"epoch": epoch, **metrics})
         result.val_accuracy = val_accuracy
         result.best_val_accuracy = max(result.best_val_accuracy, val_accuracy)
         result.epochs = epoch
         result.train_seconds = time.perf_counter() - started
         reporter.report(epoch, metrics)
-    result.dynamics = meter.summary()
+    result.dynamics = {**meter.summary(), **memory.summary()}
     return result

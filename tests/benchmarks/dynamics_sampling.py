@@ -53,9 +53,9 @@ def main() -> None:
     data = load_or_generate(study.task, band, Path(args.cache_dir))
     runs: list[Meters] = []
 
-    def meters(flat, optimizer, device, target, every, seed):
-        runs.append(Meters([Dynamics(flat, optimizer, device, target, 1, seed)]
-                           + [Dynamics(flat, optimizer, device, target, args.every, s) for s in range(args.draws)]))
+    def meters(flat, device, target, every, seed):
+        runs.append(Meters([Dynamics(flat, device, target, 1, seed)]
+                           + [Dynamics(flat, device, target, args.every, s) for s in range(args.draws)]))
         return runs[-1]
 
     loop.Dynamics = meters

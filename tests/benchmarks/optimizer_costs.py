@@ -49,7 +49,7 @@ def main() -> None:
                          if "summary.full_grad_ms" in last else "")
             rows.append([name, *(f"{_angle.median([r[name][f'summary.time_{phase}_ms'] for r in rounds]):.3f}"
                                  for phase in ("forward", "backward", "update")),
-                         f"{ratio:.2f}x", f"{int(last['summary.state_bytes']):,}", full_grad])
+                         f"{ratio:.2f}x", f"{int(last['summary.memory_state_bytes']):,}", full_grad])
         print(f"\nband {band} Hz ({data.n_features} features)\n")
         print(_angle.table(["optimizer", "forward ms", "backward ms", "update ms", "update vs SGD",
                             "state bytes", "full gradient ms/pass"], rows))
