@@ -84,7 +84,7 @@ def train(
     hooked = optimizer_spec(config.optimizer).hooked
     optimizer = build_optimizer(config.optimizer, flat.parameters, config.lr, config.optimizer_params)
     passes = GradientPasses(model, train_x, train_y, config.clip_norm, replay=hooked, mask_seed=config.seed)
-    meter = (Dynamics(flat, optimizer, device, config.target_accuracy, config.dynamics_every, config.seed)
+    meter = (Dynamics(flat, optimizer, device, config.target.accuracy, config.dynamics_every, config.seed)
              if dynamics else NoDynamics())
     decay = schedule_spec(config.schedule).decay
     decay_params = resolve_schedule(config.schedule, config.schedule_params)
