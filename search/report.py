@@ -4,7 +4,9 @@ The best configuration of each optimizer in each band is trained again with K se
 parallel on Ray); the report compares the optimizers on what the dynamics measure
 (gradient norms, consecutive-gradient cosines, path efficiency, memory, step time),
 accuracy and epochs to the target, with mean ± 95 % intervals over the seeds. A claim
-("better", "faster") is printed only where the intervals separate. Markdown with PNG
+("better") is printed only where the intervals separate, "faster" to the target only where the
+log-rank test decides (search/targets.py), and the seed analysis's claims are judged by
+search/findings.py. Markdown with PNG
 figures, written to a folder and logged to the study's `report` MLflow run.
 """
 
