@@ -16,7 +16,7 @@ import yaml
 from objectives.errors import InvalidConfig
 from objectives.task.config import Band, BaselineSettings, TaskConfig
 from objectives.task.sources import SOURCES
-from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.config import ModelConfig, Target, TrainConfig, target_from_dict
 from objectives.train.lr_rules import RangeTestSettings
 from search import strategies
 from search.errors import BandsearchError
@@ -56,7 +56,9 @@ class TrainingSettings:
     epochs: int = 10
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
-    target_accuracy: float = 0.9  # each trial logs the first epoch reaching it
+    # {fraction_of_best: f}: f times the best re-run accuracy of the band (resolved by the report);
+    # {accuracy: a}: absolute, and each trial also logs the first epoch reaching it.
+    target: Target = field(default_factory=Target)
     dynamics_every: int = 4  # vector dynamics on one step in this many (1: every step, exact)
 
 
@@ -68,7 +70,7 @@ class BandPlan:
 
     def train_config(self, training: TrainingSettings, sampled: Mapping[str, Any]) -> TrainConfig:
         return TrainConfig(epochs=training.epochs, seed=training.seed, model=training.model,
-                           target_accuracy=training.target_accuracy, dynamics_every=training.dynamics_every,
+                           target=training.target, dynamics_every=training.dynamics_every,
                            **sampled)
 
 
@@ -172,6 +174,22 @@ def _parse_task(raw: Any, base: Path) -> TaskConfig:
     return task
 
 
+def _parse_training(raw: Any) -> TrainingSettings:
+    """The training section; `target` is one of two forms, parsed on its own (not merged with the default)."""
+    raw = dict(raw) if isinstance(raw, Mapping) else raw
+    if isinstance(raw, dict) and "target_accuracy" in raw:
+        raise InvalidConfig("training.target_accuracy", f"replaced by training.target: write "
+                            f"{{accuracy: {raw['target_accuracy']}}} (absolute) or {{fraction_of_best: 0.9}} "
+                            "(of the best re-run accuracy per band, the default)")
+    if not (isinstance(raw, dict) and "target" in raw):
+        return build_dataclass(TrainingSettings, raw, "training")
+    try:
+        target = target_from_dict(raw.pop("target"))
+    except InvalidConfig as err:
+        raise InvalidConfig(f"training.{err.key}", err.message) from None
+    return dataclasses.replace(build_dataclass(TrainingSettings, raw, "training"), target=target)
+
+
 def _grow_advice(task: TaskConfig) -> str:
     """How to make the training set larger: a folder source's clips are its training set, which
     task.n_train cannot change (it is refused next to a folder)."""
@@ -232,11 +250,9 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
             search, sampler=strategies.normalize(search.sampler), pruner=strategies.normalize(search.pruner)
         )
         task = _parse_task(data.get("task"), Path(source).parent)
-        training = build_dataclass(TrainingSettings, data.get("training"), "training")
+        training = _parse_training(data.get("training"))
         if training.epochs < 1:
             raise InvalidConfig("training.epochs", f"must be >= 1, got {training.epochs}")
-        if not 0 < training.target_accuracy <= 1:
-            raise InvalidConfig("training.target_accuracy", f"must be in (0, 1], got {training.target_accuracy}")
         if training.dynamics_every < 1:
             raise InvalidConfig("training.dynamics_every", f"must be >= 1 (1 measures every step), "
                                 f"got {training.dynamics_every}")

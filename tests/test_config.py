@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import tiny_config, write_yaml
 
+from objectives.plain import to_dict
+from objectives.train.config import Target, TrainConfig, train_from_dict
 from search.config import load_config
 from search.errors import BandsearchError
 
@@ -94,7 +96,16 @@ BAD_INPUTS = {
     "ramp longer than training": ({"space": _space(ramp_epochs=9)}, "space.ramp_epochs", "training.epochs=3"),
     "reference batch of 0": ({"space": _space(lr_reference_batch=0)}, "space.lr_reference_batch", "[1, task.n_train"),
     "target accuracy above 1": (
-        {"training": {"target_accuracy": 1.5}}, "training.target_accuracy", "must be in (0, 1]"),
+        {"training": {"target": {"accuracy": 1.5}}}, "training.target.accuracy", "must be a number in (0, 1]"),
+    "target fraction of 0": (
+        {"training": {"target": {"fraction_of_best": 0}}}, "training.target.fraction_of_best", "in (0, 1]"),
+    "target in both forms": (
+        {"training": {"target": {"accuracy": 0.9, "fraction_of_best": 0.9}}}, "training.target", "exactly one"),
+    "target with an unknown key": (
+        {"training": {"target": {"share": 0.9}}}, "training.target.share", "unknown key"),
+    "target as a bare number": ({"training": {"target": 0.9}}, "training.target", "must be a mapping"),
+    "the former target_accuracy": (
+        {"training": {"target_accuracy": 0.8}}, "training.target_accuracy", "{accuracy: 0.8}"),
     "dynamics sampled every 0 steps": (
         {"training": {"dynamics_every": 0}}, "training.dynamics_every", "must be >= 1"),
     "per-band override with low > high": (
@@ -173,3 +184,16 @@ def test_a_batch_above_a_folders_clips_asks_for_more_recordings_not_task_n_train
     synthetic = write_yaml(tmp_path / "s.yaml", tiny_config(space=_space(batch_size={"choices": [512]})))
     with pytest.raises(BandsearchError, match=r"\(400 clips\); lower it or raise task.n_train"):
         load_config(synthetic)
+
+
+def test_the_target_is_relative_by_default_or_absolute(tmp_path: Path) -> None:
+    default = load_config(write_yaml(tmp_path / "d.yaml", tiny_config()))
+    assert default.training.target == Target(fraction_of_best=0.9, accuracy=None)
+    absolute = load_config(write_yaml(tmp_path / "a.yaml", tiny_config(training={"target": {"accuracy": 0.8}})))
+    assert absolute.training.target == Target(fraction_of_best=None, accuracy=0.8)
+    assert absolute.bands[0].train_config(absolute.training, {"optimizer": "adam"}).target.accuracy == 0.8
+
+
+def test_a_trial_recorded_with_target_accuracy_reads_as_an_absolute_target() -> None:
+    assert train_from_dict({"optimizer": "sgd", "target_accuracy": 0.7}).target == Target(None, 0.7)
+    assert train_from_dict(to_dict(TrainConfig(target=Target(0.8)))).target == Target(0.8)

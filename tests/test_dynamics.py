@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from conftest import deterministic
 from test_optimizers import small_problem
 
-from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.config import ModelConfig, Target, TrainConfig
 from objectives.train.dynamics import Dynamics
 from objectives.train.flat import FlatParameters
 from objectives.train.loop import train
@@ -112,7 +113,7 @@ def test_sampled_measurements_use_exactly_the_drawn_steps() -> None:
 
 def test_a_trial_reports_dynamics_per_epoch_and_summarises_them() -> None:
     config = TrainConfig(optimizer="svrg", lr=0.05, epochs=4, batch_size=32, model=ModelConfig(hidden=HIDDEN),
-                         target_accuracy=0.5)
+                         target=Target(fraction_of_best=None, accuracy=0.5))
     result = train(config, small_problem(), device="cpu")
     for key in ("grad_norm", "grad_norm_cv", "grad_cosine", "displacement", "path_length", "path_efficiency",
                 "memory_state_bytes", "memory_step_peak_bytes",
@@ -125,3 +126,5 @@ def test_a_trial_reports_dynamics_per_epoch_and_summarises_them() -> None:
     reached = [e["epoch"] for e in result.history if e["val_accuracy"] >= 0.5]
     assert summary.get("summary.epochs_to_target") == (reached[0] if reached else None)
     assert train(config, small_problem(), device="cpu", dynamics=False).dynamics == {}
+    relative = dataclasses.replace(config, target=Target(fraction_of_best=0.5))
+    assert "summary.epochs_to_target" not in train(relative, small_problem(), device="cpu").dynamics

@@ -7,7 +7,7 @@ import torch
 from test_optimizers import small_problem
 
 from objectives.errors import InvalidConfig
-from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.config import ModelConfig, Target, TrainConfig
 from objectives.train.loop import train
 from objectives.train.optim.adam_sgd import AdamSGD
 from objectives.train.optim.schedules import SCHEDULES, batch_lr_factor, ramp_batch_size, warmup_then
@@ -66,7 +66,8 @@ def test_clipping_bounds_every_step() -> None:
         ({"schedule": "linear"}, "schedule"),
         ({"schedule": "step", "schedule_params": {"gamma": 0.0}}, "schedule_params.gamma"),
         ({"schedule": "step", "schedule_params": {"every_epochs": 0}}, "schedule_params.every_epochs"),
-        ({"target_accuracy": 1.5}, "target_accuracy"),
+        ({"target": Target(fraction_of_best=1.5)}, "target.fraction_of_best"),
+        ({"target": Target(fraction_of_best=0.9, accuracy=0.9)}, "target"),
         ({"dynamics_every": 0}, "dynamics_every"),
     ],
 )

@@ -4,6 +4,7 @@ the schedule and the budget. `validate()` raises `InvalidConfig` naming the key.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,39 @@ class ModelConfig:
             raise InvalidConfig("hidden", f"must be >= 1, got {self.hidden}")
         if not 0 <= self.dropout < 1:
             raise InvalidConfig("dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+TARGET_KINDS = ("fraction_of_best", "accuracy")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The validation accuracy whose first epoch counts as "reached": an absolute accuracy, or a
+    fraction of the best accuracy any re-run of the band reached (the report resolves that one)."""
+
+    fraction_of_best: float | None = 0.9
+    accuracy: float | None = None
+
+    def validate(self) -> None:
+        given = [kind for kind in TARGET_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise InvalidConfig("target", "give exactly one of fraction_of_best (e.g. {fraction_of_best: 0.9}) "
+                                f"or accuracy (e.g. {{accuracy: 0.9}}), got {given or 'neither'}")
+        value = getattr(self, given[0])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise InvalidConfig(f"target.{given[0]}", f"must be a number in (0, 1], got {value!r}")
+
+
+def target_from_dict(data: Any) -> Target:
+    """`{fraction_of_best: f}` or `{accuracy: a}` (a key set to null counts as absent); validated."""
+    if not isinstance(data, Mapping):
+        raise InvalidConfig("target", f"must be a mapping, {{fraction_of_best: 0.9}} or {{accuracy: 0.9}}: {data!r}")
+    unknown = sorted(set(data) - set(TARGET_KINDS))
+    if unknown:
+        raise InvalidConfig(f"target.{unknown[0]}", f"unknown key; target takes one of {list(TARGET_KINDS)}")
+    target = Target(**{kind: data.get(kind) for kind in TARGET_KINDS})
+    target.validate()
+    return target
 
 
 @dataclass(frozen=True)
@@ -46,7 +80,8 @@ class TrainConfig:
     # Batch-size ramp: start at this batch size and grow to batch_size over ramp_epochs. None: off.
     ramp_from_batch_size: int | None = None
     ramp_epochs: int = 3  # 16 -> 128 doubles each epoch over 3 epochs
-    target_accuracy: float = 0.9  # the dynamics report the first epoch reaching it
+    # What counts as reached; for an absolute target each run's dynamics log its first epoch.
+    target: Target = field(default_factory=Target)
     dynamics_every: int = 4  # measure the vector dynamics on one step in this many (1: every step)
 
     def validate(self, n_train: int | None = None) -> None:
@@ -73,8 +108,7 @@ class TrainConfig:
             key = err.key if err.key == "schedule" else f"schedule_params.{err.key}"
             raise InvalidConfig(key, err.message) from None
         self._validate_batches()
-        if not 0 < self.target_accuracy <= 1:
-            raise InvalidConfig("target_accuracy", f"must be in (0, 1], got {self.target_accuracy}")
+        self.target.validate()
         if self.dynamics_every < 1:
             raise InvalidConfig("dynamics_every", f"must be >= 1 (1 measures every step), got {self.dynamics_every}")
         try:
@@ -98,6 +132,11 @@ class TrainConfig:
 
 
 def train_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from plain data; a trial recorded before `target` existed kept `target_accuracy`,
+    an absolute target."""
     data = dict(data)
     model = ModelConfig(**data.pop("model", {}))
-    return TrainConfig(model=model, **data)
+    if "target_accuracy" in data:
+        data["target"] = {"accuracy": data.pop("target_accuracy")}
+    target = target_from_dict(data.pop("target")) if "target" in data else Target()
+    return TrainConfig(model=model, target=target, **data)

@@ -26,7 +26,8 @@ Per epoch: grad_norm (mean) and grad_norm_cv, grad_cosine, displacement ||theta_
 path_length, path_efficiency (displacement / path length: 1 is a straight line),
 time_*_ms per step, full_grad_ms per pass. The summary (`summary.*`) adds the first and last
 gradient norm, the cosine in the early, middle and late thirds of the epochs and the first
-epoch reaching the target accuracy. Memory is measured apart (objectives/train/memory.py). The gradient is the
+epoch reaching an absolute target accuracy (none is logged for a relative one: the report
+resolves it over the re-runs). Memory is measured apart (objectives/train/memory.py). The gradient is the
 mini-batch gradient before clipping and, for SVRG, before variance reduction: the same
 quantity for every optimizer.
 """
@@ -76,7 +77,7 @@ def _weighted_cv(values: np.ndarray, weights: np.ndarray) -> float:
 class Dynamics:
     """Measures one training run; the loop calls the step hooks in order every step."""
 
-    def __init__(self, flat: FlatParameters, device: torch.device, target_accuracy: float, every: int = 4,
+    def __init__(self, flat: FlatParameters, device: torch.device, target_accuracy: float | None, every: int = 4,
                  seed: int = 0):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -194,7 +195,7 @@ class Dynamics:
         for name, seconds in zip(_PHASES, self.epoch_times):
             self.totals[name] += seconds
         self.totals["steps"] += self.step
-        if self.epochs_to_target is None and val_accuracy >= self.target_accuracy:
+        if self.target_accuracy is not None and self.epochs_to_target is None and val_accuracy >= self.target_accuracy:
             self.epochs_to_target = epoch
         metrics = {
             "grad_norm": float(sizes @ norms / steps) if len(norms) else math.nan,

@@ -85,7 +85,7 @@ def train(
     hooked = optimizer_spec(config.optimizer).hooked
     optimizer = build_optimizer(config.optimizer, flat.parameters, config.lr, config.optimizer_params)
     passes = GradientPasses(model, train_x, train_y, config.clip_norm, replay=hooked, mask_seed=config.seed)
-    meter = (Dynamics(flat, device, config.target_accuracy, config.dynamics_every, config.seed)
+    meter = (Dynamics(flat, device, config.target.accuracy, config.dynamics_every, config.seed)
              if dynamics else NoDynamics())
     memory = MemoryMeter(model, optimizer, device, config.dynamics_every) if dynamics else NoMemory()
     decay = schedule_spec(config.schedule).decay
