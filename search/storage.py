@@ -9,7 +9,6 @@ run folder with the proxy as its one writer.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from functools import lru_cache
@@ -107,7 +106,8 @@ def _postgres_storage(url: str) -> RDBStorage:
 def serve_dashboard(url: str, host: str = "127.0.0.1", port: int = 8080) -> subprocess.Popen | None:
     """Start optuna-dashboard on the storage if it is installed (None if not); a journal is
     given as its file, the form optuna-dashboard reads."""
-    if importlib.util.find_spec("optuna_dashboard") is None:
+    script = Path(sys.executable).with_name("optuna-dashboard")  # its console script, installed beside Python
+    if not script.exists():
         return None
     target = str(journal_path(url)) if storage_kind(url) is StorageKind.JOURNAL else url
-    return subprocess.Popen([sys.executable, "-m", "optuna_dashboard", target, "--host", host, "--port", str(port)])
+    return subprocess.Popen([str(script), target, "--host", host, "--port", str(port)])
