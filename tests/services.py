@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,18 +23,36 @@ BIN = Path(sys.executable).parent
 
 
 _handed_out: set[int] = set()
+_RAY_WORKER_PORTS_END = 20000  # Ray's workers take ports 10002-19999 unless told otherwise
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the OS hands out for bind(0) and outgoing connections (Linux: 32768-60999)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
-    """A port free now and never handed out before in this test process: the OS may give a
-    just-closed port again, and two Ray components on one port fail the node's start."""
-    while True:
+    """A port free now, never handed out before in this test process, and outside the OS's
+    ephemeral range where it can: a server started later (Ray's agents, a worker) binds port 0
+    and could otherwise take a port we picked before our own server binds it."""
+    low = _ephemeral_range()[0]
+    quiet = range(_RAY_WORKER_PORTS_END, low) if low - _RAY_WORKER_PORTS_END >= 1000 else None
+    for _ in range(1000):
+        port = random.choice(quiet) if quiet else 0
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
             port = sock.getsockname()[1]
         if port not in _handed_out:
             _handed_out.add(port)
             return port
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def env() -> dict[str, str]:
@@ -77,13 +96,14 @@ def _wait(ready, what: str, process: subprocess.Popen, log: Path, timeout: float
     raise TimeoutError(f"{what} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def _http_ok(url: str) -> bool:
-    """The server answers (an HTTP error such as 401 from Ray's token auth counts as up)."""
+def _http_ok(url: str, body: str | None = None) -> bool:
+    """The server answers (an HTTP error such as 401 from Ray's token auth counts as up); with
+    `body`, only a 200 whose text is `body` counts (the server is the one we started)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
+            return response.status == 200 and (body is None or response.read().decode().strip() == body)
     except urllib.error.HTTPError:
-        return True
+        return body is None
 
 
 class MlflowServer:
@@ -101,7 +121,7 @@ class MlflowServer:
         self.process = _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
                                "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
                                "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"], log)
-        _wait(lambda: _http_ok(f"{self.uri}/health"), "mlflow server", self.process, log, timeout)
+        _wait(lambda: _http_ok(f"{self.uri}/health", "OK"), "mlflow server", self.process, log, timeout)
 
     def stop(self) -> None:
         if self.process is not None:
