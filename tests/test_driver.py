@@ -4,6 +4,7 @@ four calls of search/cluster.py, while Optuna (a journal file) and MLflow (sqlit
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,11 @@ def test_each_outcome_maps_to_its_optuna_and_mlflow_state(tmp_path: Path) -> Non
     diverged = [t for band in launch.bands for t in band.study.get_trials() if t.user_attrs.get("stop_reason")]
     assert [t.state for t in diverged] == [TrialState.PRUNED]
     by_state = {}
-    for run in runs_by_role(launch)["trial"]:  # the MLflow status, and what the run name ends with
-        by_state.setdefault(run["tags"]["bandsearch.state"], set()).add((run["status"], run["name"].partition(" (")[2]))
+    for run in runs_by_role(launch)["trial"]:  # the MLflow status, and the mark after the trial number
+        mark = re.match(r"t\d{3}( \([^)]*\))? ", run["name"]).group(1) or ""
+        by_state.setdefault(run["tags"]["bandsearch.state"], set()).add((run["status"], mark.strip()))
     assert by_state == {"lost": {("FAILED", "")}, "failed": {("FAILED", "")}, "complete": {("FINISHED", "")},
-                        "diverged": {("KILLED", "pruned: diverged)")}, "pruned": {("KILLED", "pruned)")}}
+                        "diverged": {("KILLED", "(pruned: diverged)")}, "pruned": {("KILLED", "(pruned)")}}
 
 
 def test_a_lost_trial_is_retried_only_max_retries_times(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 | outcome | Optuna | MLflow |
 | complete | COMPLETE with its value | FINISHED |
-| pruned, diverged | PRUNED (`stop_reason=diverged`) | KILLED, named `... (pruned)` |
+| pruned, diverged | PRUNED (`stop_reason=diverged`) | KILLED, named `t007 (pruned) ...` |
 | failed (error in the trial, an invalid sampled point) | FAIL | FAILED |
 | lost (worker, node or driver died) | FAIL, re-queued with its parameters up to max_retries | FAILED |
 """
