@@ -57,9 +57,11 @@ def check_address(address: str | None, timeout: float = JOIN_TIMEOUT_SECONDS) ->
             "from this machine") from None
 
 
-def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> None:
+def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = False,
+            py_modules: list[str] | None = None) -> None:
     """Join the Ray cluster at `address` (or RAY_ADDRESS); start a local one when neither is set,
-    which ends with this process even if it is killed (search/reaper.py)."""
+    which ends with this process even if it is killed (search/reaper.py). `py_modules` (the
+    user's own modules, objectives/user_code.py) are copied to every node for this job's tasks."""
     global _watcher
     if ray.is_initialized():
         return
@@ -67,11 +69,12 @@ def connect(address: str | None, num_cpus: int | None = None, dashboard: bool = 
     check_address(address)
     sigterm = signal.getsignal(signal.SIGTERM)
     before = {process.pid for process in reaper.ray_processes()}
+    runtime_env = {"py_modules": py_modules} if py_modules else None
     try:
         if address:
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=True)
+            ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=True, runtime_env=runtime_env)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise BandsearchError(
             f"cannot connect to the Ray cluster at {address or 'a new local cluster'}: {err}. "
