@@ -7,11 +7,16 @@ from typing import Any
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """A config dataclass as plain data: nested dataclasses become dicts, tuples lists."""
-    return _plain(dataclasses.asdict(obj))
+    """A config dataclass as plain data: nested dataclasses become dicts (or what their `plain()`
+    gives: the form their YAML takes), tuples lists."""
+    return _plain(obj)
 
 
 def _plain(value: Any) -> Any:
+    if hasattr(value, "plain"):
+        return value.plain()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

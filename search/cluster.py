@@ -20,6 +20,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import BandDataset, load_or_generate
+from objectives.train.models import ModelConfig
+from objectives.user_code import shippable
 from search import reaper
 from search.errors import BandsearchError
 from search.uris import mask
@@ -159,8 +161,8 @@ def gpus_per_trial(requested: float | None, workers: int) -> float:
 
 
 @ray.remote(max_retries=0)
-def _build_dataset(task: TaskConfig, band: Band, cache_dir: str | None) -> BandDataset:
-    return load_or_generate(task, band, Path(cache_dir) if cache_dir else None)
+def _build_dataset(task: TaskConfig, band: Band, cache_dir: str | None, features: str) -> BandDataset:
+    return load_or_generate(task, band, Path(cache_dir) if cache_dir else None, features)
 
 
 @ray.remote(max_retries=0)
@@ -183,10 +185,17 @@ def start(fn: Any, *args: Any, cpus: float = 1.0) -> ray.ObjectRef:
     return _task.options(num_cpus=cpus).remote(fn, *args)
 
 
-def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None) -> dict[str, ray.ObjectRef]:
-    """Start building each band's dataset once (in parallel); trials receive the references."""
+def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None,
+             features: str = "averaged") -> dict[str, ray.ObjectRef]:
+    """Start building each band's dataset of `features` (the model's) once, in parallel; trials
+    receive the references."""
     cache = str(cache_dir) if cache_dir else None
-    return {band.name: _build_dataset.remote(task, band, cache) for band in bands}
+    return {band.name: _build_dataset.remote(task, band, cache, features) for band in bands}
+
+
+def user_modules(model: ModelConfig) -> list[str]:
+    """The user's modules a model needs on every node (its factory's), for `connect`."""
+    return shippable([model.factory], model.code_dir) if model.factory else []
 
 
 def submit(job: TrialJob, data: ray.ObjectRef, cpus: float, gpus: float) -> ray.ObjectRef:

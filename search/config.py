@@ -16,8 +16,9 @@ import yaml
 from objectives.errors import InvalidConfig
 from objectives.task.config import Band, BaselineSettings, TaskConfig
 from objectives.task.sources import SOURCES
-from objectives.train.config import ModelConfig, Target, TrainConfig, target_from_dict
+from objectives.train.config import Target, TrainConfig, target_from_dict
 from objectives.train.lr_rules import RangeTestSettings
+from objectives.train.models import ModelConfig, model_from_dict
 from search import strategies
 from search.errors import BandsearchError
 from search.space import Space, parse_space
@@ -69,7 +70,10 @@ class BandPlan:
     space_raw: dict[str, Any]
 
     def train_config(self, training: TrainingSettings, sampled: Mapping[str, Any]) -> TrainConfig:
-        return TrainConfig(epochs=training.epochs, seed=training.seed, model=training.model,
+        """The trial's config: `training` with the sampled values (the model's settings merged in)."""
+        sampled = dict(sampled)
+        model = training.model.with_settings(sampled.pop("model_settings", {}))
+        return TrainConfig(epochs=training.epochs, seed=training.seed, model=model,
                            target=training.target, dynamics_every=training.dynamics_every,
                            **sampled)
 
@@ -122,9 +126,10 @@ def build_dataclass(cls: type, data: Any, key: str) -> Any:
     return cls(**values)
 
 
-def _checked(key: str, validate: Any) -> None:
+def _checked(key: str, make: Any) -> Any:
+    """`make()` (a check or a parse), its InvalidConfig keys prefixed with `key`."""
     try:
-        validate()
+        return make()
     except InvalidConfig as err:
         raise InvalidConfig(f"{key}.{err.key}", err.message) from None
 
@@ -174,20 +179,23 @@ def _parse_task(raw: Any, base: Path) -> TaskConfig:
     return task
 
 
-def _parse_training(raw: Any) -> TrainingSettings:
-    """The training section; `target` is one of two forms, parsed on its own (not merged with the default)."""
+def _parse_training(raw: Any, code_dir: Path) -> TrainingSettings:
+    """The training section; `target` (one of two forms) and `model` (a built-in's settings or
+    the user's factory, found in `code_dir`) are parsed on their own, not merged with defaults."""
     raw = dict(raw) if isinstance(raw, Mapping) else raw
     if isinstance(raw, dict) and "target_accuracy" in raw:
         raise InvalidConfig("training.target_accuracy", f"replaced by training.target: write "
                             f"{{accuracy: {raw['target_accuracy']}}} (absolute) or {{fraction_of_best: 0.9}} "
                             "(of the best re-run accuracy per band, the default)")
-    if not (isinstance(raw, dict) and "target" in raw):
-        return build_dataclass(TrainingSettings, raw, "training")
-    try:
-        target = target_from_dict(raw.pop("target"))
-    except InvalidConfig as err:
-        raise InvalidConfig(f"training.{err.key}", err.message) from None
-    return dataclasses.replace(build_dataclass(TrainingSettings, raw, "training"), target=target)
+    own = {key: raw.pop(key) for key in ("target", "model") if key in raw} if isinstance(raw, dict) else {}
+    training = build_dataclass(TrainingSettings, raw, "training")
+    if "target" in own:
+        target = _checked("training", lambda: target_from_dict(own["target"]))
+        training = dataclasses.replace(training, target=target)
+    model = _checked("training.model", lambda: model_from_dict(own.get("model")))
+    if model.factory:
+        model = dataclasses.replace(model, code_dir=str(code_dir.resolve()))
+    return dataclasses.replace(training, model=model)
 
 
 def _grow_advice(task: TaskConfig) -> str:
@@ -229,7 +237,7 @@ def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: 
         merged = {**space, **overrides}
         where = f"{key}.space" if overrides else "space"
         try:
-            parsed = parse_space(merged, task.n_train, training.epochs, _grow_advice(task))
+            parsed = parse_space(merged, task.n_train, training.epochs, _grow_advice(task), training.model)
         except InvalidConfig as err:
             raise InvalidConfig(f"{where}.{err.key}", err.message) from None
         plans.append(BandPlan(band=band, space=parsed, space_raw=merged))
@@ -250,7 +258,7 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
             search, sampler=strategies.normalize(search.sampler), pruner=strategies.normalize(search.pruner)
         )
         task = _parse_task(data.get("task"), Path(source).parent)
-        training = _parse_training(data.get("training"))
+        training = _parse_training(data.get("training"), Path(source).parent)
         if training.epochs < 1:
             raise InvalidConfig("training.epochs", f"must be >= 1, got {training.epochs}")
         if training.dynamics_every < 1:

@@ -2,7 +2,7 @@
 
     from search.export import load_best_config
     best = load_best_config("best.yaml", band="1000")
-    data = objectives.task.dataset.load_or_generate(best.task, best.band, cache_dir=None)
+    data = objectives.task.dataset.load_or_generate(best.task, best.band, None, best.train.model.feature_kind)
     result = objectives.train.loop.train(best.train, data)
 """
 

@@ -23,8 +23,8 @@ import optuna
 
 from objectives.plain import to_dict
 from objectives.task.dataset import BandDataset
-from objectives.train.config import ModelConfig
 from objectives.train.lr_finder import SUGGESTIONS, RangeTestSettings, band_range_test
+from objectives.train.models import ModelConfig
 from search import cluster, figures
 from search.config import StudyConfig
 from search.settings import Settings

@@ -31,7 +31,7 @@ from search.errors import BandsearchError
 from search.lr_tables import finder_table, study_table
 from search.settings import Settings
 from search.stats import fmt, mean_ci, separated
-from search.studies import best_per_optimizer, open_band_studies, snapshot, train_config
+from search.studies import best_per_optimizer, open_band_studies, snapshot, study_model, train_config
 from search.tracking import Tracker
 
 SEED_OFFSET = 1000  # re-run seeds differ from the study's own training seed
@@ -72,7 +72,8 @@ def rerun_study(settings: Settings, study_name: str, seeds: int) -> tuple[dict[s
         raise BandsearchError(f"study {study_name!r} has no completed trial yet; run `bandsearch launch` first")
     attrs = {band: snapshot(study) for band, study in studies.items()}
     task = task_from_dict(next(iter(attrs.values()))["task"])
-    data = cluster.datasets(task, [Band(**a["band"]) for a in attrs.values()], settings.cache_dir)
+    data = cluster.datasets(task, [Band(**a["band"]) for a in attrs.values()], settings.cache_dir,
+                            study_model(studies.values()).feature_kind)
     calls = [(data[r.band], (r.config, SEED_OFFSET + s)) for r in reruns for s in range(seeds)]
     results = iter(cluster.map_on_bands(_train_seed, calls))
     for rerun in reruns:

@@ -16,6 +16,7 @@ Shape of a space (every entry optional except `optimizer`):
     lr_reference_batch: 64                     # linear scaling rule; null: off
     ramp_from_batch_size: {choices: [null, 16]}  # batch-size ramp; null: off
     ramp_epochs: 3
+    model: {channels: {choices: [8, 16, 32]}, dropout: {low: 0.0, high: 0.3}}   # the model's settings
 
 A value is a range `{low, high, log?, step?}`, a `{choices: [...]}` list, or a plain
 constant. Hyperparameters under an optimizer (schedule) are sampled only when that
@@ -32,6 +33,7 @@ from typing import Any
 import optuna
 
 from objectives.errors import InvalidConfig
+from objectives.train.models import MODELS, ModelConfig, check_setting
 from objectives.train.optim import OPTIMIZERS
 from objectives.train.optim.hyperparameters import INTEGERS, check_hyperparameter
 from objectives.train.optim.schedules import SCHEDULES
@@ -53,6 +55,7 @@ class Space:
     common: Mapping[str, Param]
     optimizers: Mapping[str, Mapping[str, Param]]
     schedules: Mapping[str, Mapping[str, Param]] = field(default_factory=dict)
+    model: Mapping[str, Param] = field(default_factory=dict)  # the model's settings, `model.<key>` in Optuna
 
     def finder_optimizers(self) -> list[str]:
         """Optimizers whose learning rate comes from the LR range test."""
@@ -83,6 +86,8 @@ class Space:
         for kind, branches in (("optimizer", self.optimizers), ("schedule", self.schedules)):
             if branches:
                 values.update(_sample_branch(trial, kind, branches))
+        if self.model:
+            values["model_settings"] = {key: param.suggest(trial, f"model.{key}") for key, param in self.model.items()}
         return values
 
 
@@ -193,17 +198,37 @@ def _parse_branches(kind: str, raw: Any, n_train: int, epochs: int, grow: str) -
     return branches
 
 
-def parse_space(raw: Any, n_train: int, epochs: int, grow: str = "raise task.n_train") -> Space:
+def _parse_model(raw: Any, model: ModelConfig) -> dict[str, Param]:
+    """`model:` in a space: ranges of the model's settings (any keyword argument of a factory)."""
+    if not isinstance(raw, Mapping) or not raw:
+        raise InvalidConfig("model", "must map the model's settings to values or ranges, "
+                            "e.g. {dropout: {low: 0, high: 0.3}}")
+    params = {}
+    for key, value in raw.items():
+        where = f"model.{key}"
+        if key in ("name", "factory", "features"):
+            raise InvalidConfig(where, "the model itself is chosen in training.model, not searched")
+        integer = not model.factory and key in MODELS[model.name].integers
+        params[key] = parse_param(where, value, integer=integer)
+        if not model.factory:
+            _check_values(where, params[key], lambda v, k=key: check_setting(model.name, k, v))
+    return params
+
+
+def parse_space(raw: Any, n_train: int, epochs: int, grow: str = "raise task.n_train",
+                model: ModelConfig | None = None) -> Space:
     """Parse and validate a `space:` mapping; InvalidConfig keys are relative to it. `grow` says
-    how to make the training set larger, for a batch size above it."""
+    how to make the training set larger, for a batch size above it; `model` is training.model,
+    whose settings a `model:` entry searches."""
     if not isinstance(raw, Mapping):
         raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
-    unknown = sorted(set(raw) - set(COMMON_KEYS) - set(BRANCHES))
+    unknown = sorted(set(raw) - set(COMMON_KEYS) - set(BRANCHES) - {"model"})
     if unknown:
-        raise InvalidConfig(unknown[0], f"unknown key; a space takes {', '.join([*BRANCHES, *COMMON_KEYS])}")
+        raise InvalidConfig(unknown[0], f"unknown key; a space takes {', '.join([*BRANCHES, *COMMON_KEYS, 'model'])}")
     if "optimizer" not in raw:
         raise InvalidConfig("optimizer", "required: the optimizer(s) to search")
     common = {key: _parse_common(key, raw[key], key, n_train, epochs, grow) for key in COMMON_KEYS if key in raw}
     schedules = _parse_branches("schedule", raw["schedule"], n_train, epochs, grow) if "schedule" in raw else {}
+    model_params = _parse_model(raw["model"], model or ModelConfig()) if "model" in raw else {}
     return Space(common=common, optimizers=_parse_branches("optimizer", raw["optimizer"], n_train, epochs, grow),
-                 schedules=schedules)
+                 schedules=schedules, model=model_params)

@@ -19,6 +19,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from objectives.train.models import ModelConfig, model_from_dict
 from search.errors import BandsearchError
 from search.storage import open_storage
 from search.uris import mask
@@ -98,6 +99,12 @@ def open_band_studies(storage_url: str, study: str) -> dict[str, optuna.Study]:
 def snapshot(study: optuna.Study) -> dict[str, Any]:
     """What the band study was created from ({} before its first launch)."""
     return study.user_attrs.get(SNAPSHOT, {})
+
+
+def study_model(studies: Iterable[optuna.Study]) -> ModelConfig:
+    """The model the band studies train: training.model of their creation record."""
+    found = next((model for study in studies if (model := snapshot(study).get("training", {}).get("model"))), None)
+    return model_from_dict(found) if found else ModelConfig()
 
 
 def experiment_of(studies: Iterable[optuna.Study]) -> str | None:

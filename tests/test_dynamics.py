@@ -11,17 +11,17 @@ import torch.nn.functional as F
 from conftest import deterministic
 from test_optimizers import small_problem
 
-from objectives.train.config import ModelConfig, Target, TrainConfig
+from objectives.train.config import Target, TrainConfig
 from objectives.train.dynamics import Dynamics
 from objectives.train.flat import FlatParameters
 from objectives.train.loop import train
-from objectives.train.model import build_model
+from objectives.train.models import ModelConfig, build_model
 
 HIDDEN = 16
 
 
 def test_flat_parameters_are_the_models_storage() -> None:
-    model = build_model(5, 3, ModelConfig(hidden=4))
+    model = build_model(ModelConfig(settings={"hidden": 4}), (5,), 3)
     flat = FlatParameters(model)
     assert flat.numel == sum(p.numel() for p in model.parameters())
     with torch.no_grad():
@@ -41,7 +41,7 @@ def _run_measured(every: int, steps: int = 8, seed: int = 0) -> tuple[dict, dict
     the meter's epoch metrics and summary, and the naive per-step norms, cosines, step lengths
     (with the meter's drawn steps)."""
     torch.manual_seed(0)
-    model = build_model(6, 3, ModelConfig(hidden=8, dropout=0.0))
+    model = build_model(ModelConfig(settings={"hidden": 8, "dropout": 0.0}), (6,), 3)
     flat = FlatParameters(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     meter = Dynamics(flat, torch.device("cpu"), target_accuracy=0.5, every=every, seed=seed)
@@ -112,7 +112,8 @@ def test_sampled_measurements_use_exactly_the_drawn_steps() -> None:
 
 
 def test_a_trial_reports_dynamics_per_epoch_and_summarises_them() -> None:
-    config = TrainConfig(optimizer="svrg", lr=0.05, epochs=4, batch_size=32, model=ModelConfig(hidden=HIDDEN),
+    config = TrainConfig(optimizer="svrg", lr=0.05, epochs=4, batch_size=32,
+                         model=ModelConfig(settings={"hidden": HIDDEN}),
                          target=Target(fraction_of_best=None, accuracy=0.5))
     result = train(config, small_problem(), device="cpu")
     for key in ("grad_norm", "grad_norm_cv", "grad_cosine", "displacement", "path_length", "path_efficiency",

@@ -11,8 +11,9 @@ from meters import Meters
 from test_optimizers import small_problem
 
 from objectives.train import loop
-from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.config import TrainConfig
 from objectives.train.dynamics import Dynamics
+from objectives.train.models import ModelConfig
 
 EPOCHS, STEPS, EVERY = 2, 34, 4  # blocks: 1 (the run's first step), 8 x 4, 1; then 8 x 4, 2
 
@@ -128,7 +129,7 @@ def test_sampled_estimates_of_a_real_run_are_unbiased(monkeypatch, one_thread) -
                            + [Dynamics(flat, device, target, EVERY, s) for s in range(300)]))
         return runs[-1]
 
-    config = TrainConfig(optimizer="adam", lr=0.01, epochs=6, batch_size=32, model=ModelConfig(hidden=16),
+    config = TrainConfig(optimizer="adam", lr=0.01, epochs=6, batch_size=32, model=ModelConfig(settings={"hidden": 16}),
                          dynamics_every=1)
     plain = loop.train(config, small_problem(), device="cpu")
     monkeypatch.setattr(loop, "Dynamics", meters)

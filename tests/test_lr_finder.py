@@ -9,8 +9,8 @@ import torch
 
 from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import generate
-from objectives.train.config import ModelConfig
 from objectives.train.lr_finder import SUGGESTIONS, RangeTestSettings, band_range_test, range_test
+from objectives.train.models import ModelConfig
 from objectives.train.optim import OPTIMIZERS
 
 
@@ -78,21 +78,21 @@ def test_every_optimizer_in_the_table_runs_on_the_angle_task(name: str) -> None:
     task = TaskConfig(n_train=400, n_val=100, clip_samples=2048)
     data = generate(task, Band("b", 1000.0, 300.0))
     settings = RangeTestSettings(steps=30, batch_size=32)
-    result = band_range_test(data, ModelConfig(hidden=16), name, {}, settings)
+    result = band_range_test(data, ModelConfig(settings={"hidden": 16}), name, {}, settings)
     assert len(result.lrs) >= 5 and result.lrs == sorted(result.lrs)
     assert result.suggestion("minimum") is not None
 
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in OPTIMIZERS.items() if spec.hooked))
 def test_hooked_optimizers_are_restored_after_the_test(name: str) -> None:
-    from objectives.train.model import build_model
+    from objectives.train.models import build_model
     from objectives.train.optim import build_optimizer
     from objectives.train.passes import GradientPasses
 
     task = TaskConfig(n_train=300, n_val=100, clip_samples=2048)
     data = generate(task, Band("b", 1000.0, 300.0))
     torch.manual_seed(0)
-    model = build_model(data.n_features, data.n_classes, ModelConfig(hidden=16))
+    model = build_model(ModelConfig(settings={"hidden": 16}), data.input_shape, data.n_classes)
     optimizer = build_optimizer(name, model.parameters(), 1e-3, {})
     passes = GradientPasses(model, data.train_x, data.train_y, None, replay=True, mask_seed=0)
     passes.epoch, passes.batch_size = 1, 32

@@ -1,5 +1,5 @@
 """Memory accounting of a training step against counts from first principles, on the default model
-(objectives/train/model.py with the default ModelConfig: hidden 128, dropout 0.1) on CPU."""
+(objectives/train/models/mlp.py with the default settings: hidden 128, dropout 0.1) on CPU."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import pytest
 import torch
 from test_optimizers import small_problem
 
-from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.config import TrainConfig
 from objectives.train.loop import TrainResult, train
 from objectives.train.memory import storage_bytes
+from objectives.train.models import MODELS, ModelConfig
 from objectives.train.optim import OPTIMIZERS
 
 BATCH = 64
 DATA = small_problem()  # 512 clips of 12 features, 4 classes: 8 steps an epoch
-F, C, H, TENSORS = DATA.n_features, DATA.n_classes, ModelConfig().hidden, 8
+(F,), C, H, TENSORS = DATA.input_shape, DATA.n_classes, MODELS["mlp"].defaults["hidden"], 8
 # Linear(F, H), BatchNorm1d(H) (weight, bias), Linear(H, H), Linear(H, C): 8 tensors.
 P = (F * H + H) + 2 * H + (H * H + H) + (H * C + C)
 
@@ -76,7 +77,8 @@ def test_memory_of_a_step_matches_first_principles(name: str) -> None:
 
 @pytest.mark.parametrize("batch_size", [16, 100])
 def test_activations_follow_the_batch_and_dropout(batch_size: int) -> None:
-    config = TrainConfig(optimizer="sgd", lr=0.01, epochs=1, batch_size=batch_size, model=ModelConfig(dropout=0.0))
+    config = TrainConfig(optimizer="sgd", lr=0.01, epochs=1, batch_size=batch_size,
+                         model=ModelConfig(settings={"dropout": 0.0}))
     summary = train(config, DATA, device="cpu").dynamics
     assert summary["summary.memory_activations_bytes"] == activation_bytes(batch_size, dropout=False)
 

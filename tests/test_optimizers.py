@@ -8,8 +8,9 @@ from conftest import deterministic
 
 from objectives.errors import InvalidConfig
 from objectives.task.dataset import BandDataset
-from objectives.train.config import ModelConfig, TrainConfig
+from objectives.train.config import TrainConfig
 from objectives.train.loop import train
+from objectives.train.models import ModelConfig
 from objectives.train.optim import OPTIMIZERS, resolve_hyperparameters
 
 
@@ -28,7 +29,7 @@ def small_problem(n_train: int = 512, n_features: int = 12, n_classes: int = 4) 
 
 def _train(name: str):
     # 6 epochs: the Adam->SGD switch (default epoch 5) runs both phases.
-    config = TrainConfig(optimizer=name, lr=0.02, epochs=6, batch_size=32, model=ModelConfig(hidden=16))
+    config = TrainConfig(optimizer=name, lr=0.02, epochs=6, batch_size=32, model=ModelConfig(settings={"hidden": 16}))
     config.validate()
     return train(config, small_problem(), device="cpu")
 

@@ -7,8 +7,9 @@ import torch
 from test_optimizers import small_problem
 
 from objectives.errors import InvalidConfig
-from objectives.train.config import ModelConfig, Target, TrainConfig
+from objectives.train.config import Target, TrainConfig
 from objectives.train.loop import train
+from objectives.train.models import ModelConfig
 from objectives.train.optim.adam_sgd import AdamSGD
 from objectives.train.optim.schedules import SCHEDULES, batch_lr_factor, ramp_batch_size, warmup_then
 
@@ -36,7 +37,7 @@ def test_batch_size_ramp_and_linear_scaling() -> None:
 
 def test_the_loop_follows_the_ramp_and_scales_the_rate() -> None:
     config = TrainConfig(optimizer="sgd", lr=0.05, epochs=4, batch_size=64, ramp_from_batch_size=16, ramp_epochs=2,
-                         schedule="constant", lr_reference_batch=32, model=ModelConfig(hidden=8))
+                         schedule="constant", lr_reference_batch=32, model=ModelConfig(settings={"hidden": 8}))
     config.validate(512)
     history = train(config, small_problem(), device="cpu").history
     assert [e["batch_size"] for e in history] == [16, 32, 64, 64]
@@ -46,7 +47,7 @@ def test_the_loop_follows_the_ramp_and_scales_the_rate() -> None:
 def test_clipping_bounds_every_step() -> None:
     # Plain SGD: each step moves lr * ||clipped g|| <= lr * clip_norm; without clipping it moves more.
     base = dict(optimizer="sgd", lr=0.5, epochs=2, batch_size=32, schedule="constant",
-                optimizer_params={"momentum": 0.0}, model=ModelConfig(hidden=8))
+                optimizer_params={"momentum": 0.0}, model=ModelConfig(settings={"hidden": 8}))
     steps = 2 * (512 // 32)
     clipped = train(TrainConfig(**base, clip_norm=0.1), small_problem(), device="cpu").dynamics
     free = train(TrainConfig(**base), small_problem(), device="cpu").dynamics

@@ -40,13 +40,15 @@ class BandDataset:
     span_deg: float = 180.0  # the classes cover [0, span): 180 for a linear array, 360 for a planar one
 
     @property
-    def n_features(self) -> int:
-        return self.train_x.shape[1]
+    def input_shape(self) -> tuple[int, ...]:
+        """One clip's features, without the batch dimension."""
+        return tuple(self.train_x.shape[1:])
 
 
-def cache_key(task: TaskConfig, band: Band) -> str:
+def cache_key(task: TaskConfig, band: Band, features: str = "averaged") -> str:
     spec = {
         "version": DATA_VERSION,
+        **({"features": features} if features != "averaged" else {}),
         "task": to_dict(task),
         "band": {"center_hz": band.center_hz, "width_hz": band.width_hz},
         "contents": [source.fingerprint() for source in task.sources],
@@ -65,8 +67,9 @@ def split_clips(task: TaskConfig, band: Band, split: str, cache_dir: Path | None
     return source_clips(task, band, split, generator, cache_dir)
 
 
-def _features(task: TaskConfig, band: Band, split: str, cache_dir: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
-    extract = BandFeatures(task, band)
+def _features(task: TaskConfig, band: Band, split: str, cache_dir: Path | None,
+              kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    extract = BandFeatures(task, band, kind)
     xs, ys = [], []
     for clips in split_clips(task, band, split, cache_dir):
         with torch.no_grad():
@@ -75,12 +78,14 @@ def _features(task: TaskConfig, band: Band, split: str, cache_dir: Path | None) 
     return torch.cat(xs), torch.cat(ys)
 
 
-def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None) -> BandDataset:
-    """Make train and validation sets (independent seeds) and standardise features.
+def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None, features: str = "averaged") -> BandDataset:
+    """Make train and validation sets (independent seeds) of `features` (objectives/task/features.py)
+    and standardise each feature over the training clips (and, per frame, over the frames).
     `cache_dir` holds what sources share between bands (a room simulation's impulse responses)."""
-    train_x, train_y = _features(task, band, "train", cache_dir)
-    val_x, val_y = _features(task, band, "val", cache_dir)
-    mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp_min(1e-6)
+    train_x, train_y = _features(task, band, "train", cache_dir, features)
+    val_x, val_y = _features(task, band, "val", cache_dir, features)
+    over = (0,) if features == "averaged" else (0, 3)
+    mean, std = train_x.mean(dim=over, keepdim=True), train_x.std(dim=over, keepdim=True).clamp_min(1e-6)
     return BandDataset(
         train_x=((train_x - mean) / std).contiguous(),
         train_y=train_y,
@@ -91,15 +96,15 @@ def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None) -> Ban
     )
 
 
-def load_or_generate(task: TaskConfig, band: Band, cache_dir: Path | None) -> BandDataset:
-    """The band's dataset from `cache_dir` if present, else generated (and cached there)."""
+def load_or_generate(task: TaskConfig, band: Band, cache_dir: Path | None, features: str = "averaged") -> BandDataset:
+    """The band's dataset of `features` from `cache_dir` if present, else generated (and cached there)."""
     if cache_dir is None:
-        return generate(task, band)
-    path = Path(cache_dir) / f"band-{cache_key(task, band)}.pt"
+        return generate(task, band, features=features)
+    path = Path(cache_dir) / f"band-{cache_key(task, band, features)}.pt"
     if path.exists():
         return BandDataset(**torch.load(path, weights_only=True))
     log.info("generating dataset for band %s into %s", band.name, path)
-    data = generate(task, band, cache_dir)
+    data = generate(task, band, cache_dir, features)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: a reader never sees a half-written file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

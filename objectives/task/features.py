@@ -25,9 +25,12 @@ def band_bins(task: TaskConfig, band: Band) -> torch.Tensor:
 
 
 class BandFeatures(torch.nn.Module):
-    """waveforms (batch, mics, samples) -> features (batch, (mics + 2*(mics-1)) * bins)."""
+    """waveforms (batch, mics, samples) -> features of `kind`: `averaged`, one vector
+    (batch, (mics + 2*(mics-1)) * bins) from frame-averaged spectra, or `frames`, a map per frame
+    (batch, mics + 2*(mics-1), bins, frames). Channels: each mic's log power (less the clip's
+    mean, for level invariance), then the cos and sin of each mic's phase against mic 0."""
 
-    def __init__(self, task: TaskConfig, band: Band):
+    def __init__(self, task: TaskConfig, band: Band, kind: str = "averaged"):
         super().__init__()
         # center=False: every frame lies inside the clip. The default (center=True, reflect
         # padding) fills the outer half of the first and last frames with time-reversed
@@ -38,6 +41,7 @@ class BandFeatures(torch.nn.Module):
         self.register_buffer("bins", band_bins(task, band))
         if self.bins.numel() == 0:
             raise ValueError(f"band {band.name!r} covers no STFT bin at n_fft={task.n_fft}")
+        self.kind = kind
 
     def band_spectra(self, waveforms: torch.Tensor) -> torch.Tensor:
         """The STFT on the band's bins, (batch, mics, bins, frames)."""
@@ -45,10 +49,18 @@ class BandFeatures(torch.nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         spec = self.band_spectra(waveforms)
-        power = spec.abs().pow(2).mean(dim=-1)
+        power, cross = spec.abs().pow(2), spec[:, 1:] * spec[:, :1].conj()  # cross-spectra against mic 0
+        if self.kind == "averaged":
+            power, cross = power.mean(dim=-1), cross.mean(dim=-1)
         log_power = torch.log(power + 1e-10)
-        log_power = log_power - log_power.mean(dim=(1, 2), keepdim=True)  # level-invariant
-        # Cross-spectra against mic 0, averaged over frames, keep only the phase.
-        cross = (spec[:, 1:] * spec[:, :1].conj()).mean(dim=-1)
-        phase = cross / (cross.abs() + 1e-12)
-        return torch.cat([log_power, phase.real, phase.imag], dim=1).flatten(1)
+        log_power = log_power - log_power.mean(dim=tuple(range(1, log_power.dim())), keepdim=True)
+        phase = cross / (cross.abs() + 1e-12)  # only the phase
+        features = torch.cat([log_power, phase.real, phase.imag], dim=1)
+        return features.flatten(1) if self.kind == "averaged" else features
+
+
+def feature_shape(task: TaskConfig, band: Band, kind: str) -> tuple[int, ...]:
+    """The shape of one clip's features of `kind` (no batch dimension), from a silent clip."""
+    with torch.no_grad():
+        silent = torch.zeros(1, task.array.n_mics, task.clip_samples)
+        return tuple(BandFeatures(task, band, kind)(silent).shape[1:])

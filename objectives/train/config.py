@@ -9,21 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from objectives.errors import InvalidConfig
+from objectives.train.models import ModelConfig, model_from_dict
 from objectives.train.optim import validate_optimizer
 from objectives.train.optim.schedules import resolve_schedule
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    hidden: int = 128
-    dropout: float = 0.1
-
-    def validate(self) -> None:
-        if self.hidden < 1:
-            raise InvalidConfig("hidden", f"must be >= 1, got {self.hidden}")
-        if not 0 <= self.dropout < 1:
-            raise InvalidConfig("dropout", f"must be in [0, 1), got {self.dropout}")
-
 
 TARGET_KINDS = ("fraction_of_best", "accuracy")
 
@@ -135,7 +123,7 @@ def train_from_dict(data: dict[str, Any]) -> TrainConfig:
     """A TrainConfig from plain data; a trial recorded before `target` existed kept `target_accuracy`,
     an absolute target."""
     data = dict(data)
-    model = ModelConfig(**data.pop("model", {}))
+    model = model_from_dict(data.pop("model", {}))
     if "target_accuracy" in data:
         data["target"] = {"accuracy": data.pop("target_accuracy")}
     target = target_from_dict(data.pop("target")) if "target" in data else Target()

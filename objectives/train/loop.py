@@ -15,7 +15,7 @@ from objectives.train.config import TrainConfig
 from objectives.train.dynamics import FORWARD, Dynamics, NoDynamics
 from objectives.train.flat import FlatParameters
 from objectives.train.memory import MemoryMeter, NoMemory
-from objectives.train.model import build_model
+from objectives.train.models import build_model
 from objectives.train.optim import build_optimizer, optimizer_spec
 from objectives.train.optim.schedules import (
     batch_lr_factor,
@@ -80,7 +80,7 @@ def train(
 
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
     val_x, val_y = data.val_x.to(device), data.val_y.to(device)
-    model = build_model(data.n_features, data.n_classes, config.model).to(device)
+    model = build_model(config.model, data.input_shape, data.n_classes).to(device)
     flat = FlatParameters(model)
     hooked = optimizer_spec(config.optimizer).hooked
     optimizer = build_optimizer(config.optimizer, flat.parameters, config.lr, config.optimizer_params)

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 from objectives.task.dataset import BandDataset
-from objectives.train.config import ModelConfig
 from objectives.train.lr_rules import SUGGESTIONS, RangeTestSettings
-from objectives.train.model import build_model
+from objectives.train.models import ModelConfig, build_model
 from objectives.train.optim import build_optimizer, optimizer_spec
 from objectives.train.passes import GradientPasses
 
@@ -93,7 +92,7 @@ def band_range_test(
     """The range test of `optimizer` on a band's training data, from a fresh model, stepping
     exactly as the training loop does (same gradient passes, hooked optimizers included)."""
     torch.manual_seed(settings.seed)
-    model = build_model(data.n_features, data.n_classes, model_config)
+    model = build_model(model_config, data.input_shape, data.n_classes)
     hooked = optimizer_spec(optimizer).hooked
     opt = build_optimizer(optimizer, model.parameters(), settings.min_lr, hyperparameters)
     passes = GradientPasses(model, data.train_x, data.train_y, None, replay=hooked, mask_seed=settings.seed)

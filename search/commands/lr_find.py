@@ -45,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     finder = LrFinder(config, study, settings)
     tasks = finder.tasks()
     with console.status(f"{len(tasks)} range tests ({config.lr_finder.steps} steps each) on Ray"):
-        cluster.connect(args.address, num_cpus=args.num_cpus)
-        data = cluster.datasets(config.task, [plan.band for plan in config.bands], settings.cache_dir)
+        cluster.connect(args.address, num_cpus=args.num_cpus, py_modules=cluster.user_modules(config.training.model))
+        data = cluster.datasets(config.task, [plan.band for plan in config.bands], settings.cache_dir,
+                                config.training.model.feature_kind)
         results = finder.run(tasks, data, rerun=args.rerun)
     for task, result in results.items():
         if result["suggestion"] is None:

@@ -23,10 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.studies import open_band_studies  # heavy (Optuna): loaded when the command runs, not for --help
+    # heavy (Optuna): loaded when the command runs, not for --help
+    from search.studies import open_band_studies, study_model
 
     settings = existing_settings(args)
-    open_band_studies(settings.storage_url, args.study)  # an unknown study is refused before Ray starts
+    studies = open_band_studies(settings.storage_url, args.study)  # an unknown study is refused before Ray starts
     # torch, Ray, MLflow and matplotlib (~8 s): loaded once the study is known to exist.
     from search import cluster
     from search.report import write_report
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else settings.run_dir / "reports" / args.study
     console = Console()
     with console.status(f"re-running each band's best configurations with {args.seeds} seeds on Ray"):
-        cluster.connect(args.address, num_cpus=args.num_cpus)
+        cluster.connect(args.address, num_cpus=args.num_cpus,
+                        py_modules=cluster.user_modules(study_model(studies.values())))
         report = write_report(settings, args.study, args.seeds, out)
     console.print(f"wrote {report} (and logged it to MLflow experiment [bold]{args.study}[/], run 'optimizer report')")
     return 0

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     config = best.train if args.seed is None else dataclasses.replace(best.train, seed=args.seed)
     console = Console()
     with console.status(f"building the {best.band.name} Hz dataset"):
-        data = load_or_generate(best.task, best.band, settings_from(args).cache_dir)
+        data = load_or_generate(best.task, best.band, settings_from(args).cache_dir, config.model.feature_kind)
     with Progress(console=console) as progress:
         task = progress.add_task("training", total=config.epochs)
         result = train(config, data, _EpochBar(progress, task))

@@ -34,7 +34,8 @@ def check_reach(storage_url: str, tracking_uri: str) -> None:
 def start_datasets(config: StudyConfig, settings: Settings, bands: list[BandRun]) -> None:
     """Start building the dataset of each band that has none yet; trials get the references."""
     missing = [band for band in bands if band.data is None]
-    refs = cluster.datasets(config.task, [band.plan.band for band in missing], settings.cache_dir)
+    refs = cluster.datasets(config.task, [band.plan.band for band in missing], settings.cache_dir,
+                            config.training.model.feature_kind)
     for band in missing:
         band.data = refs[band.name]
         band.started = time.monotonic()

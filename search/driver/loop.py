@@ -90,7 +90,7 @@ class Launch:
         """Join Ray, check a trial fits a node, serve the storage if asked, check every node reaches
         the storage and MLflow, start each band's dataset and resolve learning rates taken from
         the LR finder."""
-        cluster.connect(address, num_cpus=num_cpus)
+        cluster.connect(address, num_cpus=num_cpus, py_modules=cluster.user_modules(self.config.training.model))
         self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
         cluster.check_fits(self.config.search.cpus_per_trial, self.gpus)
         if self.settings.storage_proxy and self.proxy is None:

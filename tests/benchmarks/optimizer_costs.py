@@ -50,7 +50,7 @@ def main() -> None:
             rows.append([name, *(f"{_angle.median([r[name][f'summary.time_{phase}_ms'] for r in rounds]):.3f}"
                                  for phase in ("forward", "backward", "update")),
                          f"{ratio:.2f}x", f"{int(last['summary.memory_state_bytes']):,}", full_grad])
-        print(f"\nband {band} Hz ({data.n_features} features)\n")
+        print(f"\nband {band} Hz ({data.input_shape[0]} features)\n")
         print(_angle.table(["optimizer", "forward ms", "backward ms", "update ms", "update vs SGD",
                             "state bytes", "full gradient ms/pass"], rows))
     _figure(relative)
