@@ -13,6 +13,7 @@ from search.driver.bands import BandRun, summary_row
 from search.driver.loop import Launch, Progress
 from search.lease import Lease
 from search.lr_tables import finder_table, log_tables, study_table
+from search.model_check import check_models
 from search.settings import Settings
 from search.uris import mask
 
@@ -24,6 +25,7 @@ def launch(config: StudyConfig, study_name: str, settings: Settings, progress: P
     """Create or resume the study and run every band to its budget, holding the study's lease
     (search/lease.py) from before recovery to the last trial; `take_over` takes an expired one."""
     # What cannot work is refused before anything is created (the MLflow store, the storage).
+    check_models(config)
     cluster.check_address(address)
     run = Launch(config, study_name, settings, progress)
     run.tracker.tracker.check()

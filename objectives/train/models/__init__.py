@@ -53,11 +53,11 @@ MODELS: dict[str, ModelSpec] = {
     # Phase-map CNN (Chakrabarty & Habets): convolutions across each frame's bins, class
     # posteriors per frame, averaged over the frames.
     "cnn": ModelSpec(_frame_net("PhaseMapCNN"), "frames",
-                     {"channels": 16, "layers": 2, "kernel": 3, "hidden": 64, "dropout": 0.1},
+                     {"channels": 16, "layers": 1, "kernel": 3, "hidden": 32, "dropout": 0.1},
                      integers=("channels", "layers", "kernel", "hidden")),
     # The same per-frame convolutions, then a GRU over the frames.
     "crnn": ModelSpec(_frame_net("CRNN"), "frames",
-                      {"channels": 16, "layers": 2, "kernel": 3, "hidden": 64, "dropout": 0.1},
+                      {"channels": 16, "layers": 1, "kernel": 3, "hidden": 32, "dropout": 0.1},
                       integers=("channels", "layers", "kernel", "hidden")),
 }
 
@@ -133,6 +133,31 @@ def model_from_dict(data: Any) -> ModelConfig:
     if "features" in data:
         raise InvalidConfig("features", "only with factory: a built-in model declares its own features")
     return ModelConfig(name=data.get("name", "mlp"), settings=settings)
+
+
+def check_output(config: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
+    """Build the model and run a batch of two silent clips through it: InvalidConfig (naming
+    `factory` or `name`) unless it builds and returns logits of shape (2, n_classes)."""
+    import torch
+
+    key = "factory" if config.factory else "name"
+    what = config.factory or config.name
+    try:
+        model = build_model(config, input_shape, n_classes)
+        if not isinstance(model, torch.nn.Module):
+            raise InvalidConfig(key, f"{what} returned {type(model).__name__}, not a torch.nn.Module")
+        with torch.no_grad():
+            output = model.eval()(torch.zeros(2, *input_shape))
+    except InvalidConfig:
+        raise
+    except Exception as err:
+        raise InvalidConfig(key, f"{what} failed on input shape {tuple(input_shape)} and {n_classes} classes "
+                            f"(build(input_shape, n_classes, **settings), then a batch of 2): "
+                            f"{type(err).__name__}: {err}") from None
+    if tuple(getattr(output, "shape", ())) != (2, n_classes):
+        raise InvalidConfig(key, f"{what} returns shape {tuple(getattr(output, 'shape', ()))} for a batch of 2 "
+                            f"clips of shape {tuple(input_shape)}; it must return logits of shape (2, {n_classes}) "
+                            "(batch, n_classes)")
 
 
 def build_model(config: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
