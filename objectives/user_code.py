@@ -51,6 +51,17 @@ def load_callable(spec: str, key: str, code_dir: str | Path | None = None) -> Ca
     return function
 
 
+def import_problems(specs: dict[str, str]) -> list[str]:
+    """Run on a node: `key: message` for each spec (key -> "module:function") it cannot import."""
+    problems = []
+    for key, spec in specs.items():
+        try:
+            load_callable(spec, key)
+        except InvalidConfig as err:
+            problems.append(f"{err.key}: {err.message}")
+    return problems
+
+
 def shippable(specs: Iterable[str], code_dir: str | Path | None) -> list[str]:
     """The files or package folders of the modules `specs` name that live outside installed
     packages: what Ray's runtime environment (`py_modules`) must copy to every node."""

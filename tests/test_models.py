@@ -186,3 +186,10 @@ def test_the_users_model_runs_a_study_exports_and_retrains(tmp_path: Path) -> No
     trained = bandsearch("train", str(tmp_path / "best.yaml"), "--band", "3000", "--run-dir", run_dir)
     assert trained.returncode == 0, trained.stderr
     assert float(re.search(r"val acc ([0-9.]+) \(", trained.stdout).group(1)) == pytest.approx(recorded, abs=0.02)
+
+
+def test_a_node_names_the_user_code_it_cannot_import() -> None:
+    from objectives.user_code import import_problems
+
+    assert import_problems({"training.model.factory": "custom_nets_nowhere:build"}) == [
+        "training.model.factory: cannot import module 'custom_nets_nowhere': put custom_nets_nowhere.py on PYTHONPATH"]

@@ -8,6 +8,7 @@ import dataclasses
 import time
 
 from objectives.errors import InvalidConfig
+from objectives.user_code import import_problems
 from search import cluster, reach
 from search.config import StudyConfig
 from search.driver.bands import BandRun
@@ -29,6 +30,20 @@ def check_reach(storage_url: str, tracking_uri: str) -> None:
     """On a multi-node cluster, every node must reach the storage and MLflow before any trial."""
     if cluster.node_count() > 1:
         reach.require(cluster.on_every_node, {"the study storage": storage_url, "MLflow": tracking_uri})
+
+
+def check_user_code(config: StudyConfig) -> None:
+    """The user's model factory must import on every node (its module is shipped; what it
+    imports must be installed there)."""
+    model = config.training.model
+    if not model.factory:
+        return
+    results = cluster.on_every_node(import_problems, {"training.model.factory": model.factory})
+    lines = [f"  node {node}: {problem}" for node, problems in results.items() for problem in problems]
+    if lines:
+        raise BandsearchError(f"{config.source}: the user's code does not import on every node of the Ray "
+                              "cluster:\n" + "\n".join(lines) + "\nInstall what it imports on every node "
+                              "(or in the cluster's image).")
 
 
 def start_datasets(config: StudyConfig, settings: Settings, bands: list[BandRun]) -> None:

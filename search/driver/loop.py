@@ -18,7 +18,7 @@ from objectives.plain import to_dict
 from search import baselines, cluster
 from search.config import StudyConfig
 from search.driver.bands import BandRun, close_parent_run, open_parent_runs, open_studies
-from search.driver.connect import check_reach, seed_from_finder, serve_storage, start_datasets
+from search.driver.connect import check_reach, check_user_code, seed_from_finder, serve_storage, start_datasets
 from search.driver.outcomes import Flight, Outcomes
 from search.driver.recovery import recover
 from search.driver.run_params import flat_params, run_name
@@ -97,6 +97,7 @@ class Launch:
             self.proxy = serve_storage(self.settings)
             self.worker_storage_url = self.proxy.url(cluster.node_ip())
         check_reach(self.worker_storage_url, self.settings.tracking_uri)
+        check_user_code(self.config)
         start_datasets(self.config, self.settings, self.bands)
         seed_from_finder(self.config, self.study_name, self.settings, self.bands)
 
