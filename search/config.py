@@ -15,17 +15,16 @@ import yaml
 
 from objectives.errors import InvalidConfig
 from objectives.task.config import Band, BaselineSettings, TaskConfig
-from objectives.task.sources import SOURCES
 from objectives.train.config import Target, TrainConfig, target_from_dict
 from objectives.train.lr_rules import RangeTestSettings
 from objectives.train.models import ModelConfig, model_from_dict
 from search import strategies
 from search.errors import BandsearchError
 from search.space import Space, parse_space
+from search.task_section import grow_advice, parse_task
+from search.yaml_fields import build_dataclass, checked
 
 TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder", "baselines")
-# Keys a folder source brings itself (array.json and labels.csv): never also set in the YAML.
-FOLDER_KEYS = ("array", "sample_rate", "n_train", "n_val")
 
 
 @dataclass(frozen=True)
@@ -97,88 +96,6 @@ class StudyConfig:
         )
 
 
-def build_dataclass(cls: type, data: Any, key: str) -> Any:
-    """Instantiate dataclass `cls` from a mapping, recursing into dataclass fields."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise InvalidConfig(key, f"must be a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise InvalidConfig(f"{key}.{unknown[0]}", f"unknown key; {key} takes {sorted(fields)}")
-    values = {}
-    for name, value in data.items():
-        default = (fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING
-                   else fields[name].default)
-        if dataclasses.is_dataclass(default):
-            value = build_dataclass(type(default), value, f"{key}.{name}")
-        elif isinstance(default, tuple):
-            if not isinstance(value, list) or len(value) != len(default):
-                raise InvalidConfig(f"{key}.{name}", f"must be a list of {len(default)} values, got {value!r}")
-            value = tuple(value)
-        elif isinstance(default, (int, float)) and not isinstance(default, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InvalidConfig(f"{key}.{name}", f"must be a number, got {value!r}")
-            if isinstance(default, int) and fields[name].type in ("int", int) and not float(value).is_integer():
-                raise InvalidConfig(f"{key}.{name}", f"must be a whole number, got {value!r}")
-        values[name] = value
-    return cls(**values)
-
-
-def _checked(key: str, make: Any) -> Any:
-    """`make()` (a check or a parse), its InvalidConfig keys prefixed with `key`."""
-    try:
-        return make()
-    except InvalidConfig as err:
-        raise InvalidConfig(f"{key}.{err.key}", err.message) from None
-
-
-def _parse_sources(raw: Any, base: Path) -> tuple[Any, ...]:
-    """`task.sources`: a list of `{kind: ..., ...}`; folder paths are relative to the YAML's folder."""
-    if not isinstance(raw, list) or not raw:
-        raise InvalidConfig("task.sources", "must be a non-empty list, e.g. [{kind: free_field}]")
-    sources = []
-    for i, entry in enumerate(raw):
-        key = f"task.sources[{i}]"
-        if not isinstance(entry, Mapping) or entry.get("kind") not in SOURCES:
-            kind = entry.get("kind") if isinstance(entry, Mapping) else entry
-            raise InvalidConfig(f"{key}.kind", f"unknown source {kind!r}; use one of {list(SOURCES)}")
-        source = build_dataclass(SOURCES[entry["kind"]], {k: v for k, v in entry.items() if k != "kind"}, key)
-        if source.kind == "folder":
-            if not isinstance(source.path, str) or not source.path:
-                raise InvalidConfig(f"{key}.path", "required: the folder holding array.json and labels.csv")
-            source = dataclasses.replace(source, path=str((base / source.path).resolve()))
-        sources.append(source)
-    return tuple(sources)
-
-
-def _parse_task(raw: Any, base: Path) -> TaskConfig:
-    """The task section; a folder source brings its array, sample rate and clip counts."""
-    raw = dict(raw) if isinstance(raw, Mapping) else raw
-    sources = _parse_sources(raw.pop("sources"), base) if isinstance(raw, dict) and "sources" in raw else None
-    task = build_dataclass(TaskConfig, raw, "task")
-    if sources is not None:
-        task = dataclasses.replace(task, sources=sources)
-    for i, source in enumerate(task.sources):
-        if source.kind != "folder":
-            continue
-        # soundfile and torch: loaded only for a folder source, so that other study files load in well under 1 s.
-        from objectives.task.sources.recordings import RecordingsError, index_folder, task_for_folder
-
-        try:
-            index = index_folder(Path(source.path), task.clip_samples, task.seed, source.val_fraction)
-        except RecordingsError as err:
-            raise InvalidConfig(f"task.sources[{i}].path", str(err)) from None
-        given = [key for key in FOLDER_KEYS if key in raw]
-        if given:
-            raise InvalidConfig(f"task.{given[0]}", f"comes from the folder {source.path} (array.json, labels.csv) "
-                                "for a folder source; remove it from the YAML")
-        task = task_for_folder(task, index)
-    _checked("task", task.validate)
-    return task
-
-
 def _parse_training(raw: Any, code_dir: Path) -> TrainingSettings:
     """The training section; `target` (one of two forms) and `model` (a built-in's settings or
     the user's factory, found in `code_dir`) are parsed on their own, not merged with defaults."""
@@ -190,19 +107,12 @@ def _parse_training(raw: Any, code_dir: Path) -> TrainingSettings:
     own = {key: raw.pop(key) for key in ("target", "model") if key in raw} if isinstance(raw, dict) else {}
     training = build_dataclass(TrainingSettings, raw, "training")
     if "target" in own:
-        target = _checked("training", lambda: target_from_dict(own["target"]))
+        target = checked("training", lambda: target_from_dict(own["target"]))
         training = dataclasses.replace(training, target=target)
-    model = _checked("training.model", lambda: model_from_dict(own.get("model")))
+    model = checked("training.model", lambda: model_from_dict(own.get("model")))
     if model.factory:
         model = dataclasses.replace(model, code_dir=str(code_dir.resolve()))
     return dataclasses.replace(training, model=model)
-
-
-def _grow_advice(task: TaskConfig) -> str:
-    """How to make the training set larger: a folder source's clips are its training set, which
-    task.n_train cannot change (it is refused next to a folder)."""
-    folders = [source.path for source in task.sources if source.kind == "folder"]
-    return f"add recordings to the folder {folders[0]}" if folders else "raise task.n_train"
 
 
 def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: Any) -> tuple[BandPlan, ...]:
@@ -227,7 +137,7 @@ def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: 
             center_hz=float(center),
             width_hz=float(entry.get("width_hz", 0.3 * center)),
         )
-        _checked(key, lambda band=band: band.validate(task.sample_rate, task.array))
+        checked(key, lambda band=band: band.validate(task.sample_rate, task.array))
         if band.name in seen:
             raise InvalidConfig(f"{key}.name", f"duplicate band name {band.name!r}")
         seen.add(band.name)
@@ -237,7 +147,7 @@ def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: 
         merged = {**space, **overrides}
         where = f"{key}.space" if overrides else "space"
         try:
-            parsed = parse_space(merged, task.n_train, training.epochs, _grow_advice(task), training.model)
+            parsed = parse_space(merged, task.n_train, training.epochs, grow_advice(task), training.model)
         except InvalidConfig as err:
             raise InvalidConfig(f"{where}.{err.key}", err.message) from None
         plans.append(BandPlan(band=band, space=parsed, space_raw=merged))
@@ -253,30 +163,30 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
         if unknown:
             raise InvalidConfig(unknown[0], f"unknown top-level key; use {', '.join(TOP_LEVEL_KEYS)}")
         search = build_dataclass(SearchSettings, data.get("search"), "search")
-        _checked("search", search.validate)
+        checked("search", search.validate)
         search = dataclasses.replace(
             search, sampler=strategies.normalize(search.sampler), pruner=strategies.normalize(search.pruner)
         )
-        task = _parse_task(data.get("task"), Path(source).parent)
+        task = parse_task(data.get("task"), Path(source).parent)
         training = _parse_training(data.get("training"), Path(source).parent)
         if training.epochs < 1:
             raise InvalidConfig("training.epochs", f"must be >= 1, got {training.epochs}")
         if training.dynamics_every < 1:
             raise InvalidConfig("training.dynamics_every", f"must be >= 1 (1 measures every step), "
                                 f"got {training.dynamics_every}")
-        _checked("training.model", training.model.validate)
+        checked("training.model", training.model.validate)
         if "space" not in data:
             raise InvalidConfig("space", "required: the search space (see spaces/audio_angle.yaml)")
         if not isinstance(data["space"], Mapping):
             raise InvalidConfig("space", "must be a mapping of parameter names to ranges")
         bands = _parse_bands(data.get("bands"), task, training, data["space"])
         lr_finder = build_dataclass(RangeTestSettings, data.get("lr_finder"), "lr_finder")
-        _checked("lr_finder", lr_finder.validate)
+        checked("lr_finder", lr_finder.validate)
         if lr_finder.batch_size > task.n_train:
             raise InvalidConfig("lr_finder.batch_size", f"{lr_finder.batch_size} is larger than the training set "
-                                f"({task.n_train} clips); lower it or {_grow_advice(task)}")
+                                f"({task.n_train} clips); lower it or {grow_advice(task)}")
         baselines = build_dataclass(BaselineSettings, data.get("baselines"), "baselines")
-        _checked("baselines", baselines.validate)
+        checked("baselines", baselines.validate)
     except InvalidConfig as err:
         raise BandsearchError(f"{source}: {err.key}: {err.message}") from None
     return StudyConfig(source=Path(source), search=search, task=task, training=training, bands=bands,
