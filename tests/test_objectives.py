@@ -75,6 +75,17 @@ def test_features_keep_only_the_band_bins() -> None:
     assert features.shape == (3, (n_mics + 2 * (n_mics - 1)) * len(bins))
 
 
+def test_the_baselines_see_the_frames_the_network_sees() -> None:
+    from objectives.task.baselines import _stft
+
+    band = Band("b", 1000.0, 300.0)
+    clips = synthesize(SMALL, band, 2, torch.Generator().manual_seed(1))
+    network = BandFeatures(SMALL, band).band_spectra(clips.waveforms)
+    baselines = torch.from_numpy(_stft(clips.waveforms, SMALL.n_fft))[:, :, band_bins(SMALL, band), :]
+    assert baselines.shape == network.shape
+    assert torch.allclose(baselines.to(network.dtype), network, atol=1e-3 * network.abs().max().item())
+
+
 def test_dataset_is_deterministic_and_cached(tmp_path) -> None:
     band = Band("b", 1000.0, 300.0)
     first, second = generate(SMALL, band), generate(SMALL, band)

@@ -19,9 +19,11 @@ from objectives.task.geometry import angle_classes, angle_labels, class_error_de
 
 
 def _stft(waveforms: torch.Tensor, n_fft: int) -> np.ndarray:
-    """(clips, mics, samples) -> (clips, mics, bins, frames): the framing of the network's features."""
+    """(clips, mics, samples) -> (clips, mics, bins, frames): the framing of the network's features,
+    every frame inside the clip (reflect padding would give the edge frames time-reversed signal,
+    whose inter-mic phase has the opposite sign)."""
     clips, mics, samples = waveforms.shape
-    spec = torch.stft(waveforms.reshape(-1, samples).double(), n_fft, hop_length=n_fft // 2,
+    spec = torch.stft(waveforms.reshape(-1, samples).double(), n_fft, hop_length=n_fft // 2, center=False,
                       window=torch.hann_window(n_fft, dtype=torch.float64), return_complex=True)
     return spec.reshape(clips, mics, *spec.shape[-2:]).numpy()
 
