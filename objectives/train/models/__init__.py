@@ -53,12 +53,12 @@ MODELS: dict[str, ModelSpec] = {
     # Phase-map CNN (Chakrabarty & Habets): convolutions across each frame's bins, class
     # posteriors per frame, averaged over the frames.
     "cnn": ModelSpec(_frame_net("PhaseMapCNN"), "frames",
-                     {"channels": 16, "layers": 1, "kernel": 3, "hidden": 32, "dropout": 0.1},
-                     integers=("channels", "layers", "kernel", "hidden")),
+                     {"channels": 16, "layers": 1, "kernel": 3, "hidden": 32, "dropout": 0.1, "frame_pool": 5},
+                     integers=("channels", "layers", "kernel", "hidden", "frame_pool")),
     # The same per-frame convolutions, then a GRU over the frames.
     "crnn": ModelSpec(_frame_net("CRNN"), "frames",
-                      {"channels": 16, "layers": 1, "kernel": 3, "hidden": 32, "dropout": 0.1},
-                      integers=("channels", "layers", "kernel", "hidden")),
+                      {"channels": 16, "layers": 1, "kernel": 3, "hidden": 32, "dropout": 0.1, "frame_pool": 3},
+                      integers=("channels", "layers", "kernel", "hidden", "frame_pool")),
 }
 
 

@@ -1,10 +1,11 @@
 """Networks over per-frame feature maps (channels, bins, frames): the phase-map CNN and the CRNN.
 
-Both see each STFT frame on its own first: convolutions across the band's bins of the frame's
-map (the microphones' log power and the cos and sin of their phase against mic 0 as
-channels), as Chakrabarty & Habets's CNN does across the microphones of a phase map
-(arXiv 1705.00919). The CNN then gives class logits per frame and averages them over the
-frames; the CRNN runs a GRU over the frames' embeddings.
+Both see each STFT frame on its own first (or each run of `frame_pool` frames, averaged: a
+network's cost grows with the frames it sees): convolutions across the band's bins of the map
+(the microphones' log power and the cos and sin of their phase against mic 0 as channels), as
+Chakrabarty & Habets's CNN does across the microphones of a phase map (arXiv 1705.00919). The
+CNN then gives class logits per frame and averages them over the frames; the CRNN runs a GRU
+over the frames' embeddings.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from torch import nn
 
 
 class FrameEncoder(nn.Module):
-    """(batch, channels, bins, frames) -> (batch, frames, hidden): each frame's map through
-    `layers` convolutions across bins (BatchNorm, ReLU), then a dense layer."""
+    """(batch, channels, bins, frames) -> (batch, frames / frame_pool, hidden): each run of
+    `frame_pool` frames averaged, its map through `layers` convolutions across bins (BatchNorm,
+    ReLU), then a dense layer."""
 
     def __init__(self, input_shape: tuple[int, ...], channels: int, layers: int, kernel: int, hidden: int,
-                 dropout: float):
+                 dropout: float, frame_pool: int):
         super().__init__()
+        self.pool = nn.AvgPool2d((1, frame_pool), ceil_mode=True)
         if len(input_shape) != 3:
             raise ValueError(f"expects per-frame features (channels, bins, frames), got shape {input_shape}")
         in_channels, bins, _ = input_shape
@@ -31,6 +34,7 @@ class FrameEncoder(nn.Module):
         self.dense = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * bins, hidden), nn.ReLU())
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        maps = self.pool(maps)
         batch, channels, bins, frames = maps.shape
         per_frame = maps.permute(0, 3, 1, 2).reshape(batch * frames, channels, bins)
         return self.dense(self.convs(per_frame)).reshape(batch, frames, -1)
@@ -40,9 +44,9 @@ class PhaseMapCNN(nn.Module):
     """Class logits per frame from its map, averaged over the frames."""
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int, channels: int, layers: int, kernel: int,
-                 hidden: int, dropout: float):
+                 hidden: int, dropout: float, frame_pool: int):
         super().__init__()
-        self.encoder = FrameEncoder(input_shape, channels, layers, kernel, hidden, dropout)
+        self.encoder = FrameEncoder(input_shape, channels, layers, kernel, hidden, dropout, frame_pool)
         self.classify = nn.Linear(hidden, n_classes)
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
@@ -53,9 +57,9 @@ class CRNN(nn.Module):
     """Per-frame embeddings, a GRU over the frames, class logits from its last state."""
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int, channels: int, layers: int, kernel: int,
-                 hidden: int, dropout: float):
+                 hidden: int, dropout: float, frame_pool: int):
         super().__init__()
-        self.encoder = FrameEncoder(input_shape, channels, layers, kernel, hidden, dropout)
+        self.encoder = FrameEncoder(input_shape, channels, layers, kernel, hidden, dropout, frame_pool)
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.classify = nn.Linear(hidden, n_classes)
 
