@@ -95,9 +95,9 @@ def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
             assert child["tags"]["optuna.study_name"] == band_study_name("e2e", band)
             assert child["tags"]["bandsearch.band"] == band
             assert {"optimizer", "lr", "batch_size", "warmup_epochs", "epochs", "model.hidden"} <= set(child["params"])
-            assert child["name"].startswith(f"t{trial.number:03d} {child['params']['optimizer']} lr=")
-            # KILLED reads like FAILED in MLflow's run list: a pruned trial says so in its name.
-            assert (" (pruned" in child["name"]) == (trial.state == TrialState.PRUNED)
+            # KILLED reads like FAILED in MLflow's run list: a pruned trial says so, right after its number.
+            mark = " (pruned)" if trial.state == TrialState.PRUNED else ""
+            assert child["name"].startswith(f"t{trial.number:03d}{mark} {child['params']['optimizer']} lr=")
             epochs = [step for step, _ in child["metrics"]["val_accuracy"]]
             assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) == trial.last_step
             for key in ("train_loss", "val_loss", "lr", "val_angle_error_deg"):
