@@ -96,7 +96,8 @@ def test_mlflow_holds_the_run_tree_linked_to_optuna(finished) -> None:
             assert child["tags"]["bandsearch.band"] == band
             assert {"optimizer", "lr", "batch_size", "warmup_epochs", "epochs", "model.hidden"} <= set(child["params"])
             # KILLED reads like FAILED in MLflow's run list: a pruned trial says so, right after its number.
-            mark = " (pruned)" if trial.state == TrialState.PRUNED else ""
+            pruned = "pruned: diverged" if trial.user_attrs.get("stop_reason") == "diverged" else "pruned"
+            mark = f" ({pruned})" if trial.state == TrialState.PRUNED else ""
             assert child["name"].startswith(f"t{trial.number:03d}{mark} {child['params']['optimizer']} lr=")
             epochs = [step for step, _ in child["metrics"]["val_accuracy"]]
             assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) == trial.last_step
