@@ -20,9 +20,10 @@ from objectives.train.config import ModelConfig, Target, TrainConfig, target_fro
 from objectives.train.lr_rules import RangeTestSettings
 from search import strategies
 from search.errors import BandsearchError
+from search.objective import Objective, parse_objective
 from search.space import Space, parse_space
 
-TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder", "baselines")
+TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder", "baselines", "objective")
 # Keys a folder source brings itself (array.json and labels.csv): never also set in the YAML.
 FOLDER_KEYS = ("array", "sample_rate", "n_train", "n_val")
 
@@ -83,6 +84,7 @@ class StudyConfig:
     bands: tuple[BandPlan, ...]
     lr_finder: RangeTestSettings = field(default_factory=RangeTestSettings)
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
+    objective: Objective = field(default_factory=Objective)  # search/objective.py
 
     def band(self, name: str) -> BandPlan:
         for plan in self.bands:
@@ -269,10 +271,11 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
                                 f"({task.n_train} clips); lower it or {_grow_advice(task)}")
         baselines = build_dataclass(BaselineSettings, data.get("baselines"), "baselines")
         _checked("baselines", baselines.validate)
+        objective = parse_objective(data.get("objective"), Path(source).parent, [p.space_raw for p in bands])
     except InvalidConfig as err:
         raise BandsearchError(f"{source}: {err.key}: {err.message}") from None
     return StudyConfig(source=Path(source), search=search, task=task, training=training, bands=bands,
-                       lr_finder=lr_finder, baselines=baselines)
+                       lr_finder=lr_finder, baselines=baselines, objective=objective)
 
 
 def read_yaml(path: Path, what: str) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from search.commands import add_location_options, cpu_count, existing_settings, study_name
+from search.errors import BandsearchError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,10 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from search.studies import open_band_studies  # heavy (Optuna): loaded when the command runs, not for --help
+    from search.studies import objective_of, open_band_studies  # heavy (Optuna): loaded when the command runs
 
     settings = existing_settings(args)
-    open_band_studies(settings.storage_url, args.study)  # an unknown study is refused before Ray starts
+    studies = open_band_studies(settings.storage_url, args.study)  # an unknown study is refused before Ray
+    if function := next((f for s in studies.values() if (f := objective_of(s)["function"])), None):
+        raise BandsearchError(f"study {args.study!r} ran your own objective.function ({function}); `bandsearch "
+                              "report` re-runs the built-in training loop and needs a study that used it")
     # torch, Ray, MLflow and matplotlib (~8 s): loaded once the study is known to exist.
     from search import cluster
     from search.report import write_report
