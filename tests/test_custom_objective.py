@@ -113,23 +113,32 @@ def run(config, data, reporter):
 """
 
 
-def test_a_function_that_never_reports_its_metric_fails_that_trial_only(tmp_path) -> None:
-    path = _study_file(tmp_path, "never_objective", NEVER_REPORTS, bands=[{"center_hz": 1000}],
-                       search={"trials_per_band": 4, "workers": 1, "pruner": "none"}, baselines={"methods": []})
+def _run_in_process(path: Path, study: str, tmp_path: Path, trials: list[tuple[str, float]]) -> Any:
+    """Launch the study file at `path` with InProcess on a small random dataset, its trials
+    enqueued as (optimizer, lr); the band it ran."""
     settings = Settings.resolve(run_dir=str(tmp_path / "runs"))
-    launch = Launch(load_config(path), "never", settings, runner=InProcess())
+    launch = Launch(load_config(path), study, settings, runner=InProcess())
     launch.prepare()
-    open_parent_runs(launch.bands, launch.tracker, launch.experiment_id, "never", settings.storage_url)
+    open_parent_runs(launch.bands, launch.tracker, launch.experiment_id, study, settings.storage_url)
     (band,) = launch.bands
-    band.data = BandDataset(torch.zeros(8, 3), torch.zeros(8, dtype=torch.long), torch.zeros(4, 3),
-                            torch.zeros(4, dtype=torch.long), n_classes=2)
-    for optimizer, lr in (("adam", 1e-3), ("sgd", 0.1), ("adam", 1e-2), ("sgd", 0.2)):
-        band.study.enqueue_trial({"optimizer": optimizer, f"{optimizer}.lr": lr})
+    generator = torch.Generator().manual_seed(0)
+    band.data = BandDataset(torch.randn(64, 3, generator=generator), torch.randint(0, 2, (64,), generator=generator),
+                            torch.randn(16, 3, generator=generator), torch.randint(0, 2, (16,), generator=generator),
+                            n_classes=2)
+    for optimizer, lr in trials:
+        band.study.enqueue_trial({"optimizer": optimizer, f"{optimizer}.lr": lr, "batch_size": 32})
     threads = torch.get_num_threads()
     try:
         launch.loop()
     finally:
         torch.set_num_threads(threads)  # the worker sets a trial's thread count in this process
+    return band
+
+
+def test_a_function_that_never_reports_its_metric_fails_that_trial_only(tmp_path) -> None:
+    path = _study_file(tmp_path, "never_objective", NEVER_REPORTS, bands=[{"center_hz": 1000}],
+                       search={"trials_per_band": 4, "workers": 1, "pruner": "none"}, baselines={"methods": []})
+    band = _run_in_process(path, "never", tmp_path, [("adam", 1e-3), ("sgd", 0.1), ("adam", 1e-2), ("sgd", 0.2)])
     trials = band.study.get_trials()
     assert band.finished == 4 and band.study.direction == optuna.study.StudyDirection.MINIMIZE
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -139,6 +148,17 @@ def test_a_function_that_never_reports_its_metric_fails_that_trial_only(tmp_path
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(t.value for t in complete) == [pytest.approx(1 / (2 * 0.2)), pytest.approx(1 / (2 * 0.1))]
     assert band.best().params["sgd.lr"] == 0.2  # the lower loss, the study minimises
+
+
+def test_the_built_in_loop_can_minimise_another_of_its_metrics(tmp_path) -> None:
+    path = write_yaml(tmp_path / "loss.yaml", tiny_config(
+        objective={"metric": "val_loss", "direction": "minimize"}, bands=[{"center_hz": 1000}],
+        search={"trials_per_band": 2, "workers": 1, "pruner": "none"}, baselines={"methods": []}))
+    band = _run_in_process(path, "loss", tmp_path, [("adam", 1e-3), ("adam", 1e-2)])
+    trials = band.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert all(t.value == t.intermediate_values[3] for t in trials)  # the last epoch's val_loss
+    assert band.best().value == min(t.value for t in trials)
 
 
 @pytest.mark.timeout(300)
