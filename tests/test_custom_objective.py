@@ -200,8 +200,11 @@ def test_the_worked_example_minimises_val_loss_through_the_cli(tmp_path) -> None
         assert entry["result"]["val_loss"] == lowest.value and entry["result"]["trial_number"] == lowest.number
         assert entry["objective"] == {"function": "custom_objective:run", "metric": "val_loss",
                                       "direction": "minimize"}
-    report = bandsearch("report", "mine", "--run-dir", run_dir, cwd=tmp_path)
-    assert report.returncode == 2 and "needs a study that used it" in report.stderr
+    # What needs the built-in loop says so in one line, before any work.
+    for command in (["report", "mine"], ["train", "best.yaml", "--band", "500"], ["lr-find", str(path)]):
+        refused = bandsearch(*command, "--run-dir", run_dir, cwd=tmp_path)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+        assert "objective.function" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     write_yaml(path, tiny_config(objective={**objective, "direction": "maximize"}, baselines={"methods": []}))
     resumed = bandsearch("launch", str(path), "--study", "mine", "--run-dir", run_dir, "--quiet", cwd=tmp_path)
     assert resumed.returncode == 2 and "was created from a different objective" in resumed.stderr
