@@ -120,7 +120,7 @@ class TrialReporter:
             self.flush()
         if self.metric not in metrics:
             raise MissingMetric(self.metric, f"reported at epoch {epoch}", metrics)
-        self.trial.report(metrics[self.metric], epoch)
+        self.trial.report(float(metrics[self.metric]), epoch)
         self.pruned = self.trial.should_prune()
         self.seconds += time.perf_counter() - started
         if self.pruned:
