@@ -15,7 +15,7 @@ from rich.table import Table
 from objectives.task import baselines
 from objectives.task.config import Band, TaskConfig
 from search import cluster
-from search.studies import BASELINES, NET_ERROR, best_trial, open_band_studies
+from search.studies import BASELINES, NET_ERROR, best_trial, metric_of, open_band_studies
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,20 @@ def cells(best_value: float | None, net_error: float | None, metrics: dict[str, 
     ]
 
 
-def columns(methods: list[str]) -> list[str]:
-    return ["network acc / err"] + [f"{NAMES[m]} acc / err" for m in methods]
+def columns(methods: list[str], metric: str = "val_accuracy") -> list[str]:
+    """Headers of `cells`; the network's value is `metric` (accuracy for the built-in loop)."""
+    network = "network acc / err" if metric == "val_accuracy" else f"network {metric}"
+    return [network] + [f"{NAMES[m]} acc / err" for m in methods]
 
 
 def table(storage_url: str, study_name: str) -> Table:
     """`bandsearch baselines STUDY`: per band, the best trial beside MUSIC and SRP-PHAT."""
     out = Table(title=f"study {study_name}: tuned network vs classical baselines on the same test clips")
     methods = list(baselines.METHODS)
-    for column in ["band", *columns(methods), "test clips"]:
+    studies = open_band_studies(storage_url, study_name)
+    for column in ["band", *columns(methods, metric_of(next(iter(studies.values())))), "test clips"]:
         out.add_column(column)
-    for band_name, study in open_band_studies(storage_url, study_name).items():
+    for band_name, study in studies.items():
         best = best_trial(study)
         metrics = study.user_attrs.get(BASELINES)
         out.add_row(f"{band_name} Hz",

@@ -20,8 +20,6 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import BandDataset, load_or_generate
-from objectives.train.models import ModelConfig
-from objectives.user_code import shippable
 from search import reaper
 from search.errors import BandsearchError
 from search.uris import mask
@@ -191,11 +189,6 @@ def datasets(task: TaskConfig, bands: list[Band], cache_dir: Path | None,
     receive the references."""
     cache = str(cache_dir) if cache_dir else None
     return {band.name: _build_dataset.remote(task, band, cache, features) for band in bands}
-
-
-def user_modules(model: ModelConfig) -> list[str]:
-    """The user's modules a model needs on every node (its factory's), for `connect`."""
-    return shippable([model.factory], model.code_dir) if model.factory else []
 
 
 def submit(job: TrialJob, data: ray.ObjectRef, cpus: float, gpus: float) -> ray.ObjectRef:

@@ -20,11 +20,12 @@ from objectives.train.lr_rules import RangeTestSettings
 from objectives.train.models import ModelConfig, model_from_dict
 from search import strategies
 from search.errors import BandsearchError
+from search.objective import Objective, parse_objective
 from search.space import Space, parse_space
 from search.task_section import grow_advice, parse_task
 from search.yaml_fields import build_dataclass, checked
 
-TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder", "baselines")
+TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder", "baselines", "objective")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class StudyConfig:
     bands: tuple[BandPlan, ...]
     lr_finder: RangeTestSettings = field(default_factory=RangeTestSettings)
     baselines: BaselineSettings = field(default_factory=BaselineSettings)
+    objective: Objective = field(default_factory=Objective)  # search/objective.py
 
     def band(self, name: str) -> BandPlan:
         for plan in self.bands:
@@ -94,6 +96,10 @@ class StudyConfig:
         raise BandsearchError(
             f"{self.source}: no band {name!r}; bands are {[p.band.name for p in self.bands]}"
         )
+
+    def user_modules(self) -> list[str]:
+        """The user's modules (model factory, objective function) Ray copies to every node."""
+        return list(dict.fromkeys(self.training.model.py_modules() + self.objective.py_modules()))
 
 
 def _parse_training(raw: Any, code_dir: Path) -> TrainingSettings:
@@ -187,10 +193,11 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
                                 f"({task.n_train} clips); lower it or {grow_advice(task)}")
         baselines = build_dataclass(BaselineSettings, data.get("baselines"), "baselines")
         checked("baselines", baselines.validate)
+        objective = parse_objective(data.get("objective"), Path(source).parent, [p.space_raw for p in bands])
     except InvalidConfig as err:
         raise BandsearchError(f"{source}: {err.key}: {err.message}") from None
     return StudyConfig(source=Path(source), search=search, task=task, training=training, bands=bands,
-                       lr_finder=lr_finder, baselines=baselines)
+                       lr_finder=lr_finder, baselines=baselines, objective=objective)
 
 
 def read_yaml(path: Path, what: str) -> Any:

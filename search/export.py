@@ -19,7 +19,7 @@ from objectives.task.config import Band, TaskConfig, task_from_dict
 from objectives.train.config import TrainConfig, train_from_dict
 from search.config import read_yaml
 from search.errors import BandsearchError
-from search.studies import best_trial, open_band_studies, run_id_of, snapshot, train_config
+from search.studies import best_trial, metric_of, open_band_studies, run_id_of, snapshot, train_config
 from search.uris import mask
 
 
@@ -36,7 +36,8 @@ class BestConfig:
 
 
 def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
-    """The export document for `study_name`: per band, its task, best train config and result."""
+    """The export document for `study_name`: per band, its task, best train config and result (the
+    best trial's value under its metric's name); the objective too when it is not the built-in loop's."""
     bands: dict[str, Any] = {}
     for band_name, study in open_band_studies(storage_url, study_name).items():
         attrs = snapshot(study)
@@ -48,10 +49,11 @@ def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
             "task": attrs["task"],
             "train": train_config(best),
             "result": {
-                "val_accuracy": best.value,
+                metric_of(study): best.value,
                 "trial_number": best.number,
                 "mlflow_run_id": run_id_of(study, best),
             },
+            **({"objective": attrs["objective"]} if "objective" in attrs else {}),
         }
     if not bands:
         raise BandsearchError(f"study {study_name!r} has no completed trial yet; run `bandsearch launch` first")
@@ -77,6 +79,10 @@ def load_best_config(path: str | Path, band: str) -> BestConfig:
     if band not in bands:
         raise BandsearchError(f"{path}: bands.{band}: no such band; the file has {sorted(bands)}")
     entry = bands[band]
+    function = (entry.get("objective") or {}).get("function") if isinstance(entry, dict) else None
+    if function:
+        raise BandsearchError(f"{path}: bands.{band}: found by your own objective.function ({function}), which "
+                              "`bandsearch train` cannot run: call it with this band's `train` config")
     try:
         return BestConfig(
             band=Band(**entry["band"]),

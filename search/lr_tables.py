@@ -20,7 +20,7 @@ from rich.table import Table
 from objectives.train.optim import OPTIMIZERS
 from search import figures
 from search.lr_finder import data_key, stored_results
-from search.studies import best_per_optimizer, open_band_studies, snapshot, train_config
+from search.studies import best_per_optimizer, metric_of, open_band_studies, snapshot, train_config
 from search.tracking import Tracker
 
 
@@ -38,6 +38,11 @@ class LrTable:
     bands: list[str]
     optimizers: list[str]
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    metric: str = "val_accuracy"  # what a cell's `accuracy` is: the study's objective metric
+
+    @property
+    def short(self) -> str:
+        return "acc" if self.metric == "val_accuracy" else self.metric
 
     def _text(self, band: str, optimizer: str) -> str:
         cell = self.cells.get((band, optimizer))
@@ -45,7 +50,7 @@ class LrTable:
             return "-"
         if cell.accuracy is None:
             return f"{cell.lr:.2e}"
-        return f"{cell.lr:.2e} (acc {cell.accuracy:.3f}, n={cell.trials})"
+        return f"{cell.lr:.2e} ({self.short} {cell.accuracy:.3f}, n={cell.trials})"
 
     def markdown(self) -> str:
         lines = [f"### {self.title}", "", "| band | " + " | ".join(self.optimizers) + " |",
@@ -57,7 +62,7 @@ class LrTable:
     def csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["band", "optimizer", "lr", "val_accuracy", "trials"])
+        writer.writerow(["band", "optimizer", "lr", self.metric, "trials"])
         for (band, optimizer), cell in sorted(self.cells.items()):
             writer.writerow([band, optimizer, cell.lr, cell.accuracy, cell.trials])
         return out.getvalue()
@@ -73,15 +78,17 @@ class LrTable:
 
     def png(self, path: Path) -> Path:
         values = {key: cell.lr for key, cell in self.cells.items()}
-        notes = {key: f"acc {c.accuracy:.3f}" for key, c in self.cells.items() if c.accuracy is not None}
+        notes = {key: f"{self.short} {c.accuracy:.3f}" for key, c in self.cells.items() if c.accuracy is not None}
         return figures.lr_heatmap(self.bands, self.optimizers, values, self.title, path, notes)
 
 
 def study_table(storage_url: str, study_name: str) -> LrTable:
-    """(b): per band and optimizer, the best completed trial's learning rate and accuracy."""
+    """(b): per band and optimizer, the best completed trial's learning rate and value (accuracy
+    for the built-in loop, else the objective's metric; best in the study's direction)."""
     studies = open_band_studies(storage_url, study_name)
     table = LrTable("study_best", f"study {study_name}: best learning rate per band and optimizer",
                     list(studies), [])
+    table.metric = metric_of(next(iter(studies.values())))
     optimizers: dict[str, None] = {}
     for band, study in studies.items():
         tried = Counter(train_config(trial)["optimizer"] for trial in

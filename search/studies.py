@@ -25,7 +25,9 @@ from search.storage import open_storage
 from search.uris import mask
 
 # -- band study attributes ------------------------------------------------------------
-SNAPSHOT = "bandsearch"  # band, task, training, space, config_file, experiment_id: a resume must match
+# band, task, training, space, objective (only when not the built-in loop's), config_file,
+# experiment_id: a resume must match
+SNAPSHOT = "bandsearch"
 BUDGET = "budget"  # trials per band asked by the latest launch
 PARENT_RUN = "mlflow_parent_run_id"  # the band's MLflow parent run
 # Trial number -> MLflow run id, for runs created after their trial ended (MLflow was down
@@ -112,6 +114,17 @@ def experiment_of(studies: Iterable[optuna.Study]) -> str | None:
     return next((found for study in studies if (found := snapshot(study).get("experiment_id"))), None)
 
 
+def objective_of(study: optuna.Study) -> dict[str, Any]:
+    """What the band study optimises: {function (None: the built-in loop), metric, direction}."""
+    return snapshot(study).get("objective") or {"function": None, "metric": "val_accuracy",
+                                                "direction": study.direction.name.lower()}
+
+
+def metric_of(study: optuna.Study) -> str:
+    """The name of the metric a trial's value is (val_accuracy for the built-in loop)."""
+    return objective_of(study)["metric"]
+
+
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The best completed trial, or None while there is none."""
     try:
@@ -125,11 +138,12 @@ def train_config(trial: FrozenTrial) -> dict[str, Any]:
 
 
 def best_per_optimizer(study: optuna.Study) -> dict[str, FrozenTrial]:
-    """The best completed trial of each optimizer the study tried."""
+    """The best completed trial of each optimizer the study tried, in the study's direction."""
+    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
     best: dict[str, FrozenTrial] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         name = train_config(trial)["optimizer"]
-        if name not in best or trial.value > best[name].value:
+        if name not in best or sign * trial.value > sign * best[name].value:
             best[name] = trial
     return best
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from objectives.task.dataset import BandDataset
 from objectives.train.config import train_from_dict
 from objectives.train.loop import train
 from objectives.train.reporter import Diverged, StopTraining
+from search.objective import Objective
 from search.storage import open_storage
 from search.strategies import build_pruner
 from search.uris import is_remote_tracking, mask
@@ -49,6 +51,7 @@ class TrialJob:
     run_id: str
     train_config: dict[str, Any]
     threads: int = 1
+    objective: Objective = field(default_factory=Objective)
 
 
 @dataclass
@@ -75,8 +78,15 @@ def _study(storage_url: str, study_name: str, pruner_json: str) -> optuna.Study:
     )
 
 
+class MissingMetric(Exception):
+    """The objective's metric is not among what the trial reported or returned."""
+
+    def __init__(self, metric: str, where: str, found: Any):
+        super().__init__(f"objective.metric: {metric!r} is not among the metrics {where}: {sorted(found)}")
+
+
 class TrialReporter:
-    """Per epoch: accuracy to Optuna (for pruning) and metrics to MLflow.
+    """Per epoch: the objective's metric to Optuna (for pruning) and every metric to MLflow.
 
     MLflow gets the buffered epochs in one batch every `flush_seconds` (one call per epoch
     would cost more than a short epoch; `batch_seconds` gives the interval per store); what
@@ -88,8 +98,10 @@ class TrialReporter:
     """
 
     def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float,
-                 retry_seconds: float = 10.0):
+                 retry_seconds: float = 10.0, metric: str = "val_accuracy"):
         self.trial = trial
+        self.metric = metric
+        self.pruned = False
         self.run_id = run_id
         self.tracking_uri = tracking_uri
         self.flush_seconds = flush_seconds
@@ -106,10 +118,12 @@ class TrialReporter:
         self.pending.append((epoch, metrics))
         if time.monotonic() - self.flushed_at >= self.flush_seconds:
             self.flush()
-        self.trial.report(metrics["val_accuracy"], epoch)
-        prune = self.trial.should_prune()
+        if self.metric not in metrics:
+            raise MissingMetric(self.metric, f"reported at epoch {epoch}", metrics)
+        self.trial.report(float(metrics[self.metric]), epoch)
+        self.pruned = self.trial.should_prune()
         self.seconds += time.perf_counter() - started
-        if prune:
+        if self.pruned:
             raise StopTraining(f"pruned after epoch {epoch}")
 
     def flush(self) -> None:
@@ -130,23 +144,53 @@ class TrialReporter:
         self.pending.clear()
 
 
+def _built_in(job: TrialJob, data: BandDataset, reporter: TrialReporter) -> tuple[dict[str, Any], dict[str, float]]:
+    """The built-in training loop: (its last epoch's metrics, the trial's summary metrics)."""
+    result = train(train_from_dict(job.train_config), data, reporter)
+    return result.history[-1], {"best_val_accuracy": result.best_val_accuracy,
+                                "final_val_angle_error_deg": result.history[-1]["val_angle_error_deg"],
+                                **result.dynamics}
+
+
+def _users(job: TrialJob, data: BandDataset, reporter: TrialReporter) -> tuple[dict[str, Any], dict[str, float]]:
+    """The user's objective.function: (what it returned over its last report, the same as `final_*`)."""
+    returned = job.objective.load()(dict(job.train_config), data, reporter)
+    if not isinstance(returned, dict):
+        raise TypeError(f"objective.function: {job.objective.function} returned {type(returned).__name__}, "
+                        "not a dict of final metrics")
+    return {**reporter.last, **returned}, {f"final_{key}": value for key, value in returned.items()}
+
+
+def _value(final: dict[str, Any], reporter: TrialReporter) -> float:
+    """The objective's metric among the final metrics, as a number."""
+    if reporter.metric not in final:
+        raise MissingMetric(reporter.metric, "reported or returned", final)
+    try:
+        return float(final[reporter.metric])
+    except (TypeError, ValueError):
+        raise TypeError(f"objective.metric: {reporter.metric!r} is {final[reporter.metric]!r}, "
+                        "not a number") from None
+
+
 def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
-    """Train the trial's configuration on `data`; never raises for a bad configuration."""
+    """Run the trial's configuration on `data` through the study's objective (the built-in loop
+    or the user's function); never raises for a bad configuration or a failing function."""
     started = time.perf_counter()
     torch.set_num_threads(job.threads)
     study = _study(job.storage_url, job.study_name, json.dumps(job.pruner, sort_keys=True))
     reporter = TrialReporter(optuna.trial.Trial(study, job.trial_id), job.run_id, job.tracking_uri,
-                             flush_seconds=batch_seconds(job.tracking_uri))
+                             flush_seconds=batch_seconds(job.tracking_uri), metric=job.objective.metric)
     outcome = TrialOutcome(state="complete", node=node)
     training_started = time.perf_counter()
     try:
-        result = train(train_from_dict(job.train_config), data, reporter)
-        outcome.value = result.val_accuracy
-        outcome.metrics = {"best_val_accuracy": result.best_val_accuracy,
-                           "final_val_angle_error_deg": result.history[-1]["val_angle_error_deg"],
-                           **result.dynamics}
+        final, outcome.metrics = (_built_in if job.objective.built_in else _users)(job, data, reporter)
+        outcome.value = _value(final, reporter)
+        if reporter.pruned:  # the user's function caught StopTraining and returned anyway
+            outcome.state = "pruned"
+        elif not math.isfinite(outcome.value):
+            outcome.state, outcome.error = "diverged", f"objective.metric {reporter.metric!r} is {outcome.value}"
     except StopTraining:
-        outcome.state, outcome.value = "pruned", reporter.last.get("val_accuracy")
+        outcome.state, outcome.value = "pruned", reporter.last.get(reporter.metric)
     except Diverged as err:
         outcome.state, outcome.error = "diverged", str(err)
     except Exception:

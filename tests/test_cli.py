@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import services
 import yaml
 from conftest import tiny_config, write_yaml
 
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def bandsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # A wide terminal: rich would otherwise squeeze the summary tables' headers to fit 80 columns.
-    env = {**os.environ, "COLUMNS": "200"}
+    # This checkout's code (services.env: not an installed copy's), on a wide terminal: rich would
+    # otherwise squeeze the summary tables' headers to fit 80 columns.
+    env = {**services.env(), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "search.cli", *args], cwd=cwd, capture_output=True, text=True,
                           env=env)
 

@@ -17,7 +17,8 @@ def _row(band: str, optimizer: str, lr: float, best: float | None) -> dict:
     """A row as search/driver/bands.py summary_row makes it."""
     config = {"optimizer": optimizer, "lr": lr, "batch_size": 256, "warmup_epochs": 1} if best is not None else None
     return {
-        "band": band, "complete": 31, "pruned": 112, "failed": 7, "best": best, "config": config,
+        "band": band, "complete": 31, "pruned": 112, "failed": 7, "metric": "val_accuracy", "best": best,
+        "config": config,
         "best_run_id": RUN_ID if best is not None else None, "angle_error_deg": 12.345 if best is not None else None,
         "baselines": {"baseline.music.accuracy": 0.6543, "baseline.music.angle_error_deg": 23.46,
                       "baseline.srp_phat.accuracy": 0.7012, "baseline.srp_phat.angle_error_deg": 104.5},

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     for band, entry in document["bands"].items():
         train = entry["train"]
-        console.print(f"band {band:>6} Hz: val acc {entry['result']['val_accuracy']:.4f}  "
+        metric, value = next(iter(entry["result"].items()))  # the best trial's value comes first
+        console.print(f"band {band:>6} Hz: {'val acc' if metric == 'val_accuracy' else metric} {value:.4f}  "
                       f"{train['optimizer']} lr={train['lr']:.2e} bs={train['batch_size']}")
     console.print(f"wrote {out}")
     return 0

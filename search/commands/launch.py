@@ -73,7 +73,8 @@ def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: 
     from search import baselines  # heavy (torch, Ray): loaded when a launch ends, not for --help
 
     title = f"study {study}: best per band (accuracy / mean angle error on the same test clips)"
-    headers = ["band", *baselines.columns(methods), "optimizer", "lr", "batch", "done/pruned/failed", "MLflow run"]
+    network = baselines.columns(methods, rows[0]["metric"] if rows else "val_accuracy")
+    headers = ["band", *network, "optimizer", "lr", "batch", "done/pruned/failed", "MLflow run"]
     lines = [_summary_cells(row, baselines.cells(row["best"], row["angle_error_deg"], row["baselines"], methods))
              for row in rows]
     wide = Table(title=title)

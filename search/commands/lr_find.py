@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from search.commands import add_location_options, cpu_count, settings_from, study_name
+from search.errors import BandsearchError
 from search.uris import where_to_browse
 
 
@@ -26,6 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from search.studies import check_study_name
 
     config = load_config(args.space)
+    if not config.objective.built_in:
+        raise BandsearchError(f"{config.source}: objective.function: `bandsearch lr-find` tests the built-in "
+                              "training loop's model; with your own function give lr ranges in the space")
     settings = settings_from(args)
     study = args.study or check_study_name(config.source.stem)
     # torch, Ray and MLflow (~8 s): loaded once the study file is known to be good.
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     finder = LrFinder(config, study, settings)
     tasks = finder.tasks()
     with console.status(f"{len(tasks)} range tests ({config.lr_finder.steps} steps each) on Ray"):
-        cluster.connect(args.address, num_cpus=args.num_cpus, py_modules=cluster.user_modules(config.training.model))
+        cluster.connect(args.address, num_cpus=args.num_cpus, py_modules=config.user_modules())
         data = cluster.datasets(config.task, [plan.band for plan in config.bands], settings.cache_dir,
                                 config.training.model.feature_kind)
         results = finder.run(tasks, data, rerun=args.rerun)

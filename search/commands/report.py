@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from search.commands import add_location_options, cpu_count, existing_settings, study_name
+from search.errors import BandsearchError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,11 +24,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # heavy (Optuna): loaded when the command runs, not for --help
-    from search.studies import open_band_studies, study_model
+    # heavy (Optuna): loaded when the command runs
+    from search.studies import objective_of, open_band_studies, study_model
 
     settings = existing_settings(args)
-    studies = open_band_studies(settings.storage_url, args.study)  # an unknown study is refused before Ray starts
+    studies = open_band_studies(settings.storage_url, args.study)  # an unknown study is refused before Ray
+    if function := next((f for s in studies.values() if (f := objective_of(s)["function"])), None):
+        raise BandsearchError(f"study {args.study!r} ran your own objective.function ({function}); `bandsearch "
+                              "report` re-runs the built-in training loop and needs a study that used it")
     # torch, Ray, MLflow and matplotlib (~8 s): loaded once the study is known to exist.
     from search import cluster
     from search.report import write_report
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     with console.status(f"re-running each band's best configurations with {args.seeds} seeds on Ray"):
         cluster.connect(args.address, num_cpus=args.num_cpus,
-                        py_modules=cluster.user_modules(study_model(studies.values())))
+                        py_modules=study_model(studies.values()).py_modules())
         report = write_report(settings, args.study, args.seeds, out)
     console.print(f"wrote {report} (and logged it to MLflow experiment [bold]{args.study}[/], run 'optimizer report')")
     return 0

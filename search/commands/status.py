@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def band_status(study: optuna.Study) -> dict:
-    from search.studies import BUDGET, PARENT_RUN, RETRIED, best_trial, train_config  # heavy (Optuna)
+    from search.studies import BUDGET, PARENT_RUN, RETRIED, best_trial, metric_of, train_config  # heavy (Optuna)
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
@@ -32,6 +32,7 @@ def band_status(study: optuna.Study) -> dict:
         "finished": states["complete"] + states["pruned"] + states["fail"] - retried,
         "complete": states["complete"], "pruned": states["pruned"], "failed": states["fail"] - retried,
         "retried": retried, "running": states["running"], "waiting": states["waiting"],
+        "metric": metric_of(study), "direction": study.direction.name.lower(),
         "best": best.value if best else None, "best_trial": best.number if best else None,
         "best_config": f"{config['optimizer']} lr={config['lr']:.2e} bs={config['batch_size']}" if config else None,
         "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    table = Table(title=f"study {args.study}")
+    table = Table(title=f"study {args.study}: best {rows[0]['metric']} ({rows[0]['direction']})")
     for column in ("band", "finished/budget", "complete", "pruned", "failed", "retried", "running",
                    "best", "best config", "elapsed"):
         table.add_column(column)

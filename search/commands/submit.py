@@ -71,13 +71,15 @@ def job_env(args: argparse.Namespace) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from search.config import load_config  # Optuna (~0.5 s): loaded when the command runs, not for --help
 
-    load_config(args.space)  # refuse a bad file here, not on the cluster
+    config = load_config(args.space)  # refuse a bad file here, not on the cluster
     from search import cluster  # Ray (~3 s): loaded once the study file is known to be good
 
     console = Console()
     with tempfile.TemporaryDirectory(prefix="bandsearch-job-") as folder:
         space = Path(folder) / Path(args.space).name
         shutil.copyfile(args.space, space)
+        for module in config.user_modules():  # the user's model and objective travel beside the YAML
+            (shutil.copytree if Path(module).is_dir() else shutil.copyfile)(module, Path(folder) / Path(module).name)
         job_id, address = cluster.submit_job(args.address, entrypoint(args, space.name), Path(folder), job_env(args))
     console.print(f"submitted Ray Job [bold]{job_id}[/] to {mask(address)}\n"
                   f"  follow: ray job logs --address {mask(address)} -f {job_id}")

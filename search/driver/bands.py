@@ -12,6 +12,7 @@ from objectives.plain import to_dict
 from search.config import BandPlan, StudyConfig
 from search.driver.run_params import flat_params
 from search.errors import BandsearchError
+from search.objective import Objective
 from search.settings import Settings
 from search.storage import open_storage
 from search.strategies import build_pruner, build_sampler
@@ -23,6 +24,7 @@ from search.studies import (
     UNSENT_WRITES,
     band_study_name,
     best_trial,
+    metric_of,
     run_id_of,
     snapshot,
     train_config,
@@ -64,19 +66,22 @@ class BandRun:
 
 
 def creation_record(config: StudyConfig, plan: BandPlan) -> dict[str, Any]:
-    """What a band study was created from; a resumed launch must match it."""
+    """What a band study was created from; a resumed launch must match it. The objective is
+    recorded only when it is not the built-in loop's, so studies from before it still match."""
+    objective = {} if config.objective.record() == Objective().record() else {"objective": config.objective.record()}
     return {
         "band": to_dict(plan.band),
         "task": to_dict(config.task),
         "training": to_dict(config.training),
         "space": plan.space_raw,
+        **objective,
     }
 
 
 def open_studies(config: StudyConfig, study_name: str, settings: Settings,
                  experiment_id: str) -> list[tuple[BandPlan, optuna.Study]]:
-    """Create or resume each band's study; a resume with a changed band, task, training or
-    space is refused (it would mix incomparable trials)."""
+    """Create or resume each band's study, in the objective's direction; a resume with a changed
+    band, task, training, space or objective is refused (it would mix incomparable trials)."""
     storage = open_storage(settings.storage_url)
     opened = []
     for index, plan in enumerate(config.bands):
@@ -85,12 +90,13 @@ def open_studies(config: StudyConfig, study_name: str, settings: Settings,
             storage=storage,
             sampler=build_sampler(config.search.sampler, config.search.seed + index),
             pruner=build_pruner(config.search.pruner),
-            direction="maximize",
+            direction=config.objective.direction,
             load_if_exists=True,
         )
         wanted, found = creation_record(config, plan), snapshot(study)
         if found:
-            changed = sorted(key for key in wanted if found.get(key) != wanted[key])
+            compared = wanted.keys() | {"objective"}
+            changed = sorted(key for key in compared if found.get(key) != wanted.get(key))
             if changed:
                 raise BandsearchError(
                     f"{config.source}: study {study_name!r} band {plan.band.name} was created from "
@@ -129,7 +135,7 @@ def close_parent_run(band: BandRun, tracker: Any, interrupted: bool) -> None:
     best = band.best()
     if best is not None:
         tracker.log(band.parent_run_id, tags={
-            "best.trial_number": best.number, "best.val_accuracy": f"{best.value:.4f}",
+            "best.trial_number": best.number, f"best.{metric_of(band.study)}": f"{best.value:.4f}",
             "best.mlflow_run_id": run_id_of(band.study, best),
             **{f"best.{key}": value for key, value in flat_params(train_config(best)).items()},
         })
@@ -144,6 +150,7 @@ def summary_row(band: BandRun) -> dict[str, Any]:
         "complete": band.counts["complete"],
         "pruned": band.counts["pruned"] + band.counts["diverged"],
         "failed": band.counts["failed"],
+        "metric": metric_of(band.study),
         "best": best.value if best else None,
         "config": train_config(best) if best else None,
         "best_run_id": run_id_of(band.study, best) if best else None,

@@ -87,10 +87,10 @@ class Launch:
             self.bands.append(band)
 
     def connect(self, address: str | None = None, num_cpus: int | None = None) -> None:
-        """Join Ray, check a trial fits a node, serve the storage if asked, check every node reaches
-        the storage and MLflow, start each band's dataset and resolve learning rates taken from
-        the LR finder."""
-        cluster.connect(address, num_cpus=num_cpus, py_modules=cluster.user_modules(self.config.training.model))
+        """Join Ray (shipping the user's modules to every node), check a trial fits a node,
+        serve the storage if asked, check every node reaches the storage and MLflow, start each
+        band's dataset and resolve learning rates taken from the LR finder."""
+        cluster.connect(address, num_cpus=num_cpus, py_modules=self.config.user_modules())
         self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
         cluster.check_fits(self.config.search.cpus_per_trial, self.gpus)
         if self.settings.storage_proxy and self.proxy is None:
@@ -212,6 +212,7 @@ class Launch:
             run_id="" if run_id.startswith(Outbox.PLACEHOLDER) else run_id,  # MLflow down: the driver logs
             train_config=flight.config,
             threads=max(1, int(self.config.search.cpus_per_trial)),
+            objective=self.config.objective,
         )
         ref = self.runner.submit(job, flight.band.data, self.config.search.cpus_per_trial, self.gpus)
         self.in_flight[ref] = flight

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from search.driver.bands import BandRun
 from search.driver.run_params import run_name
-from search.studies import ATTEMPT, FAIL_REASON, NET_ERROR, RETRIED, RETRY_OF, STOP_REASON
+from search.studies import ATTEMPT, FAIL_REASON, NET_ERROR, RETRIED, RETRY_OF, STOP_REASON, metric_of
 from search.worker import TrialOutcome
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class Outcomes:
                                 name=run_name(flight.trial.number, flight.config, outcome.state) if pruned else None)
         best = flight.band.best()
         if best is not None:
-            self.tracker.log(flight.band.parent_run_id, metrics={"best_val_accuracy": best.value},
+            self.tracker.log(flight.band.parent_run_id, metrics={f"best_{metric_of(flight.band.study)}": best.value},
                              step=flight.band.finished)
 
     def fail(self, band: BandRun, trial: optuna.Trial, run_id: str | None, kind: str, reason: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from objectives.errors import InvalidConfig
-from objectives.user_code import load_callable
+from objectives.user_code import load_callable, shippable
 
 if TYPE_CHECKING:
     from torch import nn
@@ -88,6 +88,10 @@ class ModelConfig:
             return {"factory": self.factory, "features": self.features, **self.settings,
                     **({"code_dir": self.code_dir} if self.code_dir else {})}
         return {"name": self.name, **self.settings}
+
+    def py_modules(self) -> list[str]:
+        """The user's module Ray must copy to every node (the factory's); none for a built-in."""
+        return shippable([self.factory], self.code_dir) if self.factory else []
 
     def with_settings(self, settings: Mapping[str, Any]) -> ModelConfig:
         return ModelConfig(self.name, {**self.settings, **settings}, self.factory, self.features, self.code_dir)

@@ -1,0 +1,103 @@
+"""What a study optimises: the built-in training loop (val_accuracy, maximize) or the user's own
+function, named in the study YAML's `objective` section:
+
+    objective:
+      function: "my_train:run"   # run(config: dict, data, reporter) -> dict[str, float]
+      metric: val_loss           # what Optuna optimises and prunes on
+      direction: minimize
+
+Without `function` the built-in loop runs and its last epoch's `metric` is the trial's value.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from objectives.errors import InvalidConfig
+from objectives.user_code import load_callable, shippable
+
+DIRECTIONS = ("maximize", "minimize")
+KEYS = ("function", "metric", "direction")
+FUNCTION_KEY = "objective.function"  # the key every error about the function names
+
+
+@dataclass(frozen=True)
+class Objective:
+    function: str | None = None  # "module:function"; None: the built-in training loop
+    metric: str = "val_accuracy"
+    direction: str = "maximize"
+    code_dir: str | None = None  # the study YAML's folder, where the function's module may live
+
+    @property
+    def built_in(self) -> bool:
+        return self.function is None
+
+    def record(self) -> dict[str, Any]:
+        """What a band study stores of it (its snapshot; not the folder, which may move)."""
+        return {"function": self.function, "metric": self.metric, "direction": self.direction}
+
+    def load(self) -> Any:
+        """The user's function, imported (beside the YAML or from PYTHONPATH / Ray's py_modules)."""
+        return load_callable(self.function or "", FUNCTION_KEY, self.code_dir)
+
+    def py_modules(self) -> list[str]:
+        """The user's module(s) Ray must copy to every node; none for the built-in loop."""
+        return [] if self.built_in else shippable([self.function or ""], self.code_dir)
+
+
+def parse_objective(raw: Any, code_dir: Path, spaces: Iterable[Mapping[str, Any]]) -> Objective:
+    """The `objective` section (None: the built-in loop, val_accuracy, maximize); the function is
+    imported and its signature checked now, so a bad one stops the launch before any trial.
+    `spaces` (each band's raw space) may take no lr from the LR finder with the user's function."""
+    if raw is None:
+        return Objective()
+    if not isinstance(raw, Mapping):
+        raise InvalidConfig("objective", f"must be a mapping with {', '.join(KEYS)}, got {raw!r}")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise InvalidConfig(f"objective.{unknown[0]}", f"unknown key; objective takes {list(KEYS)}")
+    for key in ("metric", "direction"):
+        if key not in raw:
+            raise InvalidConfig(f"objective.{key}", "required in an objective section "
+                                "(e.g. metric: val_loss, direction: minimize)")
+    metric, direction = raw["metric"], raw["direction"]
+    if not isinstance(metric, str) or not metric.strip():
+        raise InvalidConfig("objective.metric", f"must be a metric name the function reports, got {metric!r}")
+    if direction not in DIRECTIONS:
+        raise InvalidConfig("objective.direction", f"must be maximize or minimize, got {direction!r}")
+    objective = Objective(raw.get("function"), metric, direction, str(code_dir.resolve()))
+    if objective.function is not None:
+        _check_signature(objective.load(), objective.function)
+        for space in spaces:
+            _refuse_finder(space)
+    return objective
+
+
+def _refuse_finder(space: Mapping[str, Any]) -> None:
+    """The LR finder trains the built-in model: its ranges mean nothing to the user's function."""
+    optimizers = space.get("optimizer")
+    entries = [("space.lr", space.get("lr"))] + [
+        (f"space.optimizer.{name}.lr", params.get("lr")) for name, params in
+        (optimizers.items() if isinstance(optimizers, Mapping) else ()) if isinstance(params, Mapping)]
+    for key, entry in entries:
+        if isinstance(entry, Mapping) and "from" in entry:
+            raise InvalidConfig(key, "lr: {from: lr_finder} needs the built-in training loop (the range test "
+                                "trains its model), not objective.function; give the range, e.g. "
+                                "{low: 1.0e-4, high: 0.1, log: true}")
+
+
+def _check_signature(function: Any, spec: str) -> None:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: its call will tell
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    varargs = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+    if len(required) > 3 or (len(positional) < 3 and not varargs) or any(p not in positional for p in required):
+        raise InvalidConfig(FUNCTION_KEY, f"{spec} must take (config, data, reporter), but takes "
+                            f"{inspect.signature(function)}")
