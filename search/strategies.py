@@ -37,6 +37,9 @@ PRUNERS: dict[str, Entry] = {
     # Wait two epochs before judging: warmup makes the first epochs noisy.
     "median": (optuna.pruners.MedianPruner, {"n_startup_trials": 4, "n_warmup_steps": 2}),
     "successive_halving": (optuna.pruners.SuccessiveHalvingPruner, {"min_resource": 2, "reduction_factor": 3}),
+    # Epochs as the resource: brackets of successive halving from min_resource epochs up to the
+    # epochs of the first finished trial ("auto"); each trial's bracket is fixed by its number.
+    "hyperband": (optuna.pruners.HyperbandPruner, {"min_resource": 1, "max_resource": "auto", "reduction_factor": 3}),
     "none": (optuna.pruners.NopPruner, {}),
 }
 
