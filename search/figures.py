@@ -120,3 +120,25 @@ def optuna_figure(plot: str, study, path: Path) -> Path | None:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def lr_fit(curves: dict[str, tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float, float, float]]]],
+           path: Path) -> Path:
+    """Per label: the (Hz, lr) points and the fitted line with its 95 % prediction band, log-log."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    for label, (points, line) in curves.items():
+        hz, lr, low, high = zip(*line)
+        drawn = ax.plot(hz, lr, label=label)[0]
+        if not any(math.isnan(value) for value in low):
+            ax.fill_between(hz, low, high, color=drawn.get_color(), alpha=0.15)
+        ax.scatter(*zip(*points), color=drawn.get_color())
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("band centre (Hz)")
+    ax.set_ylabel("learning rate")
+    ax.set_title("lr(f) per optimizer, 95 % prediction bands")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

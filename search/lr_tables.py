@@ -11,6 +11,7 @@ import csv
 import io
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,10 +121,12 @@ def finder_table(storage_url: str, study_name: str) -> LrTable:
     return table
 
 
-def log_tables(tracking_uri: str, artifact_root: Path | None, study_name: str, tables: list[LrTable]) -> str:
-    """Log every table as CSV, Markdown and PNG to the study's `lr tables` run; its id."""
+def log_tables(tracking_uri: str, artifact_root: Path | None, study_name: str, tables: list[LrTable],
+               extra: Sequence[Path] = ()) -> str:
+    """Log every table as CSV, Markdown and PNG (and the `extra` files) to the study's `lr tables`
+    run; its id."""
     with tempfile.TemporaryDirectory() as folder:
-        files = []
+        files = list(extra)
         for table in tables:
             base = Path(folder) / table.name
             base.with_suffix(".csv").write_text(table.csv())

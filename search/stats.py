@@ -8,6 +8,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -112,3 +113,35 @@ def earlier(a: Censored, b: Censored, alpha: float = 0.05) -> int:
     -1 if later, 0 if the test does not decide (ties, too few seeds)."""
     z, p = logrank(a, b)
     return int(np.sign(z)) if p < alpha else 0
+
+
+@dataclass(frozen=True)
+class Line:
+    """Least squares y = intercept + slope x over n points; `predict` gives the 95 % prediction
+    interval of a new observation at x (t with n - 2 degrees of freedom), none below 3 points."""
+
+    slope: float
+    intercept: float
+    n: int
+    residual_sd: float  # nan below 3 points
+    x_mean: float
+    sxx: float
+
+    def predict(self, x: float, level: float = 0.95) -> tuple[float, float]:
+        """(the line at x, the interval's half-width; nan when it has no degrees of freedom)."""
+        y = self.intercept + self.slope * x
+        if self.n < 3:
+            return y, math.nan
+        spread = self.residual_sd * math.sqrt(1 + 1 / self.n + (x - self.x_mean) ** 2 / self.sxx)
+        return y, stats.t.ppf(0.5 + level / 2, self.n - 2) * spread
+
+
+def fit_line(xs: Sequence[float], ys: Sequence[float]) -> Line:
+    """The least-squares line through (xs, ys); a single point, or a single x, gives slope 0."""
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    sxx = float(((x - x.mean()) ** 2).sum())
+    slope = float(((x - x.mean()) * (y - y.mean())).sum() / sxx) if sxx > 0 else 0.0
+    intercept = float(y.mean() - slope * x.mean())
+    residuals = y - intercept - slope * x
+    sd = math.sqrt(float((residuals ** 2).sum()) / (len(x) - 2)) if len(x) > 2 and sxx > 0 else math.nan
+    return Line(slope, intercept, len(x), sd, float(x.mean()), sxx)

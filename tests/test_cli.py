@@ -75,11 +75,16 @@ def test_lr_find_then_lr_table(tmp_path: Path) -> None:
     found = bandsearch("lr-find", str(space), "--study", "lrs", "--run-dir", run_dir, "--num-cpus", "2", cwd=tmp_path)
     assert found.returncode == 0, found.stderr
     assert "LR finder suggestions" in found.stdout
-    table = bandsearch("lr-table", "lrs", "--run-dir", run_dir, "--markdown", cwd=tmp_path)
+    table = bandsearch("lr-table", "lrs", "--run-dir", run_dir, "--markdown", "--predict", "2000", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     rows = [line for line in table.stdout.splitlines()
             if line.startswith("| 500 Hz |") or line.startswith("| 3000 Hz |")]
     assert len(rows) == 2 and all(line.count("e-") + line.count("e+") >= 2 for line in rows), table.stdout
+    fitted = ("| sgd | finder | 2 |", "| adam | finder | 2 |")
+    fits = [line for line in table.stdout.splitlines() if line.startswith(fitted)]
+    assert "predicted at 2000 Hz" in table.stdout and len(fits) == 2 and all("none (2 bands)" in f for f in fits)
+    bad = bandsearch("lr-table", "lrs", "--run-dir", run_dir, "--predict", "-5", cwd=tmp_path)
+    assert bad.returncode == 2 and "--predict: must be a frequency in Hz > 0" in bad.stderr
 
 
 def test_data_write_show_then_a_study_on_the_folder(tmp_path: Path) -> None:

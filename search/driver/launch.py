@@ -12,7 +12,8 @@ from search.config import StudyConfig
 from search.driver.bands import BandRun, summary_row
 from search.driver.loop import Launch, Progress
 from search.lease import Lease
-from search.lr_tables import finder_table, log_tables, study_table
+from search.lr_fit import log_with_fit
+from search.lr_tables import finder_table, study_table
 from search.model_check import check_models
 from search.settings import Settings
 from search.uris import mask
@@ -37,11 +38,11 @@ def launch(config: StudyConfig, study_name: str, settings: Settings, progress: P
 
 
 def publish_tables(settings: Settings, study_name: str) -> None:
-    """Log the per-frequency learning-rate tables of the study to MLflow. A finished study
-    never fails on this: the tables can be logged again with `bandsearch lr-table`."""
+    """Log the per-frequency learning-rate tables of the study and their lr(f) fits to MLflow. A
+    finished study never fails on this: they can be logged again with `bandsearch lr-table`."""
     tables = [study_table(settings.storage_url, study_name), finder_table(settings.storage_url, study_name)]
     try:
-        log_tables(settings.tracking_uri, settings.artifact_root, study_name, [t for t in tables if t.cells])
+        log_with_fit(settings, study_name, [t for t in tables if t.cells])
     except Exception as err:  # MLflow down at the very end: the study itself is complete
         log.warning("could not log the learning-rate tables to MLflow (%s); run `bandsearch lr-table %s` later",
                     mask(str(err)), study_name)
