@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.table import Table
 
 from search import figures
-from search.lr_tables import LrTable, log_tables
+from search.lr_tables import LrTable, log_tables, study_table
 from search.settings import Settings
 from search.stats import Line, fit_line
 from search.studies import open_band_studies, snapshot
@@ -55,6 +55,12 @@ def fit_tables(tables: list[LrTable], centres: dict[str, float]) -> list[LrFit]:
                 line = fit_line([math.log10(hz) for hz, _ in points], [math.log10(lr) for _, lr in points])
                 fits.append(LrFit(optimizer, SOURCES.get(table.name, table.name), points, line))
     return fits
+
+
+def study_fits(storage_url: str, study_name: str) -> dict[str, LrFit]:
+    """The lr(f) fit of each optimizer from study `study_name`'s best trials."""
+    return {fit.optimizer: fit for fit in fit_tables([study_table(storage_url, study_name)],
+                                                     band_centres(storage_url, study_name))}
 
 
 def _row(fit: LrFit, hz: float) -> list[str]:

@@ -84,7 +84,7 @@ def _refuse_finder(space: Mapping[str, Any]) -> None:
         (f"space.optimizer.{name}.lr", params.get("lr")) for name, params in
         (optimizers.items() if isinstance(optimizers, Mapping) else ()) if isinstance(params, Mapping)]
     for key, entry in entries:
-        if isinstance(entry, Mapping) and "from" in entry:
+        if isinstance(entry, Mapping) and entry.get("from") == "lr_finder":
             raise InvalidConfig(key, "lr: {from: lr_finder} needs the built-in training loop (the range test "
                                 "trains its model), not objective.function; give the range, e.g. "
                                 "{low: 1.0e-4, high: 0.1, log: true}")

@@ -1,5 +1,6 @@
 """One entry of a search space: a range, a list of choices, a constant, or a learning rate
-taken from the LR finder; parsed from YAML and turned into one `trial.suggest_*` call."""
+taken from the LR finder or from an earlier study's lr(f) fit; parsed from YAML and turned into
+one `trial.suggest_*` call."""
 
 from __future__ import annotations
 
@@ -57,20 +58,40 @@ class Fixed:
 
 
 @dataclass(frozen=True)
-class FromFinder:
-    """`lr: {from: lr_finder, factor: F}`: search [s/F, s*F] (log) around the range test's
-    suggestion s for this band and optimizer. Resolved before any trial by `Space.resolve`."""
+class LrFrom:
+    """A learning-rate range taken from elsewhere: [s/F, s*F] (log) around a rate s known only
+    at launch. Resolved before any trial by `Space.resolve`."""
 
     factor: float
+    missing = "no learning rate to centre the range on"  # why there is no s, and what to do
 
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
-        raise RuntimeError("an lr taken from the LR finder must be resolved before sampling")
+        raise RuntimeError("an lr taken from elsewhere must be resolved before sampling")
 
     def bounds(self) -> list[Any]:
         return []
 
     def around(self, suggestion: float) -> Range:
         return Range(suggestion / self.factor, suggestion * self.factor, log=True)
+
+
+@dataclass(frozen=True)
+class FromFinder(LrFrom):
+    """`lr: {from: lr_finder, factor: F}`: around the range test's suggestion for this band and
+    optimizer."""
+
+    missing = ("the LR finder has no suggestion for this optimizer (it diverged at once or never ran); run "
+               "`bandsearch lr-find` with a lower min_lr, or give an explicit range")
+
+
+@dataclass(frozen=True)
+class FromFit(LrFrom):
+    """`lr: {from: lr_fit, study: NAME, factor: F}`: around the rate the lr(f) fit of study NAME's
+    best trials predicts at this band's centre (search/lr_fit.py)."""
+
+    study: str = ""
+    missing = ("the study has no lr(f) fit for this optimizer (it needs best trials of it in two bands); "
+               "give an explicit range or another study")
 
 
 def number(value: Any, key: str) -> float:

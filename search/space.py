@@ -37,7 +37,7 @@ from objectives.train.models import MODELS, ModelConfig, check_setting
 from objectives.train.optim import OPTIMIZERS
 from objectives.train.optim.hyperparameters import INTEGERS, check_hyperparameter
 from objectives.train.optim.schedules import SCHEDULES
-from search.params import Fixed, FromFinder, Param, number, parse_param
+from search.params import Fixed, FromFinder, FromFit, LrFrom, Param, number, parse_param
 
 # Keys sampled for every trial (optimizer branches may override them), and the integer ones.
 COMMON_KEYS = ("lr", "batch_size", "warmup_epochs", "clip_norm", "lr_reference_batch",
@@ -57,26 +57,29 @@ class Space:
     schedules: Mapping[str, Mapping[str, Param]] = field(default_factory=dict)
     model: Mapping[str, Param] = field(default_factory=dict)  # the model's settings, `model.<key>` in Optuna
 
+    def lr_sources(self) -> dict[str, LrFrom]:
+        """Optimizers whose learning-rate range comes from elsewhere (the LR finder, or an
+        lr(f) fit: FromFit), and where from."""
+        return {name: param for name, branch in self.optimizers.items()
+                if isinstance(param := branch.get("lr", self.common.get("lr")), LrFrom)}
+
     def finder_optimizers(self) -> list[str]:
         """Optimizers whose learning rate comes from the LR range test."""
-        return [name for name, branch in self.optimizers.items()
-                if isinstance(branch.get("lr", self.common.get("lr")), FromFinder)]
+        return [name for name, param in self.lr_sources().items() if isinstance(param, FromFinder)]
 
     def resolve(self, suggestions: Mapping[str, float | None]) -> Space:
-        """Replace every `from: lr_finder` lr by the range around that optimizer's suggestion."""
-        if not self.finder_optimizers():
+        """Replace every lr taken from elsewhere by the range around that optimizer's suggestion."""
+        if not self.lr_sources():
             return self
         optimizers = {}
         for name, branch in self.optimizers.items():
             param = branch.get("lr", self.common.get("lr"))
-            if isinstance(param, FromFinder):
+            if isinstance(param, LrFrom):
                 if suggestions.get(name) is None:
-                    raise InvalidConfig(f"optimizer.{name}.lr", "the LR finder has no suggestion for this "
-                                        "optimizer (it diverged at once or never ran); run `bandsearch lr-find` "
-                                        "with a lower min_lr, or give an explicit range")
+                    raise InvalidConfig(f"optimizer.{name}.lr", param.missing)
                 branch = {**branch, "lr": param.around(suggestions[name])}
             optimizers[name] = branch
-        common = {key: value for key, value in self.common.items() if not isinstance(value, FromFinder)}
+        common = {key: value for key, value in self.common.items() if not isinstance(value, LrFrom)}
         # replace(), not Space(...): every other part of the space (the schedules) carries over.
         return replace(self, common=common, optimizers=optimizers)
 
@@ -139,16 +142,23 @@ def _isnumber(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _parse_finder(raw: Mapping[str, Any], where: str) -> FromFinder:
-    if raw["from"] != "lr_finder":
-        raise InvalidConfig(f"{where}.from", f"unknown source {raw['from']!r}; the only one is lr_finder")
-    extra = sorted(set(raw) - {"from", "factor"})
+def _parse_finder(raw: Mapping[str, Any], where: str) -> LrFrom:
+    """`{from: lr_finder, factor: F}` or `{from: lr_fit, study: NAME, factor: F}`."""
+    keys = {"lr_finder": {"from", "factor"}, "lr_fit": {"from", "study", "factor"}}
+    if raw["from"] not in keys:
+        raise InvalidConfig(f"{where}.from", f"unknown source {raw['from']!r}; use lr_finder or lr_fit")
+    extra = sorted(set(raw) - keys[raw["from"]])
     if extra:
-        raise InvalidConfig(f"{where}.{extra[0]}", "unknown key; `from: lr_finder` takes `factor`")
+        raise InvalidConfig(f"{where}.{extra[0]}", f"unknown key; `from: {raw['from']}` takes "
+                            f"{sorted(keys[raw['from']] - {'from'})}")
     factor = number(raw.get("factor", 10), f"{where}.factor")
     if factor <= 1:
         raise InvalidConfig(f"{where}.factor", f"must be > 1 (the range is [s/factor, s*factor]), got {factor:g}")
-    return FromFinder(factor)
+    if raw["from"] == "lr_finder":
+        return FromFinder(factor)
+    if not isinstance(raw.get("study"), str) or not raw["study"]:
+        raise InvalidConfig(f"{where}.study", "required: the study whose best trials' lr(f) fit gives the range")
+    return FromFit(factor, raw["study"])
 
 
 def _parse_common(key: str, raw: Any, where: str, n_train: int, epochs: int, grow: str) -> Param:

@@ -14,6 +14,8 @@ from search.config import StudyConfig
 from search.driver.bands import BandRun
 from search.errors import BandsearchError
 from search.lr_finder import LrFinder
+from search.lr_fit import LrFit, study_fits
+from search.params import FromFit
 from search.proxy import StorageProxy
 from search.settings import Settings
 from search.storage import open_storage
@@ -56,17 +58,28 @@ def start_datasets(config: StudyConfig, settings: Settings, bands: list[BandRun]
         band.started = time.monotonic()
 
 
-def seed_from_finder(config: StudyConfig, study_name: str, settings: Settings, bands: list[BandRun]) -> None:
-    """Resolve `lr: {from: lr_finder}` ranges, running the range tests that are missing."""
-    needs = {band.name: band.plan.space.finder_optimizers() for band in bands}
-    if not any(needs.values()):
+def resolve_lr_ranges(config: StudyConfig, study_name: str, settings: Settings, bands: list[BandRun]) -> None:
+    """Resolve lr ranges taken from elsewhere: `{from: lr_finder}` (running the range tests that
+    are missing) and `{from: lr_fit, study: NAME}` (NAME's fit, in the same storage, predicted at
+    each band's centre)."""
+    if not any(band.plan.space.lr_sources() for band in bands):
         return
-    finder = LrFinder(config, study_name, settings)
-    results = finder.run(finder.tasks({name: opts for name, opts in needs.items() if opts}),
-                         {band.name: band.data for band in bands})
+    needs = {band.name: band.plan.space.finder_optimizers() for band in bands}
+    results = {}
+    if any(needs.values()):
+        finder = LrFinder(config, study_name, settings)
+        results = finder.run(finder.tasks({name: opts for name, opts in needs.items() if opts}),
+                             {band.name: band.data for band in bands})
+    fits: dict[str, dict[str, LrFit]] = {}  # by study named in a space
     for band in bands:
         suggestions = {task.optimizer: (result or {}).get("suggestion")
                        for task, result in results.items() if task.band == band.name}
+        for optimizer, source in band.plan.space.lr_sources().items():
+            if isinstance(source, FromFit):
+                if source.study not in fits:
+                    fits[source.study] = study_fits(settings.storage_url, source.study)
+                fit = fits[source.study].get(optimizer)
+                suggestions[optimizer] = fit.predict(band.plan.band.center_hz)[0] if fit else None
         try:
             space = band.plan.space.resolve(suggestions)
         except InvalidConfig as err:

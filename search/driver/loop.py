@@ -18,7 +18,7 @@ from objectives.plain import to_dict
 from search import baselines, cluster
 from search.config import StudyConfig
 from search.driver.bands import BandRun, close_parent_run, open_parent_runs, open_studies
-from search.driver.connect import check_reach, check_user_code, seed_from_finder, serve_storage, start_datasets
+from search.driver.connect import check_reach, check_user_code, resolve_lr_ranges, serve_storage, start_datasets
 from search.driver.outcomes import Flight, Outcomes
 from search.driver.recovery import recover
 from search.driver.run_params import flat_params, run_name
@@ -99,7 +99,7 @@ class Launch:
         check_reach(self.worker_storage_url, self.settings.tracking_uri)
         check_user_code(self.config)
         start_datasets(self.config, self.settings, self.bands)
-        seed_from_finder(self.config, self.study_name, self.settings, self.bands)
+        resolve_lr_ranges(self.config, self.study_name, self.settings, self.bands)
 
     def run(self, address: str | None = None, num_cpus: int | None = None) -> list[BandRun]:
         """Run every band to its budget. On any interruption, end open trials and runs cleanly."""
