@@ -23,6 +23,7 @@ from search.errors import BandsearchError
 from search.objective import Objective, parse_objective
 from search.space import Space, parse_space
 from search.task_section import grow_advice, parse_task
+from search.transfer import parse_transfer
 from search.yaml_fields import build_dataclass, checked
 
 TOP_LEVEL_KEYS = ("search", "task", "training", "bands", "space", "lr_finder", "baselines", "objective")
@@ -38,6 +39,7 @@ class SearchSettings:
     seed: int = 0  # sampler seed; band i uses seed + i
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # None: a share of the GPUs when the cluster has any
+    transfer: Any = None  # {from: {study: NAME}, top_k, lr_scaling}: search/transfer.py; None: cold start
 
     def validate(self) -> None:
         for key in ("trials_per_band", "workers"):
@@ -171,7 +173,8 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
         search = build_dataclass(SearchSettings, data.get("search"), "search")
         checked("search", search.validate)
         search = dataclasses.replace(
-            search, sampler=strategies.normalize(search.sampler), pruner=strategies.normalize(search.pruner)
+            search, sampler=strategies.normalize(search.sampler), pruner=strategies.normalize(search.pruner),
+            transfer=checked("search", lambda: parse_transfer(search.transfer)),
         )
         task = parse_task(data.get("task"), Path(source).parent)
         training = _parse_training(data.get("training"), Path(source).parent)

@@ -37,7 +37,7 @@ from objectives.train.models import MODELS, ModelConfig, check_setting
 from objectives.train.optim import OPTIMIZERS
 from objectives.train.optim.hyperparameters import INTEGERS, check_hyperparameter
 from objectives.train.optim.schedules import SCHEDULES
-from search.params import Fixed, FromFinder, FromFit, LrFrom, Param, number, parse_param
+from search.params import Choice, Fixed, FromFinder, FromFit, LrFrom, Param, number, parse_param
 
 # Keys sampled for every trial (optimizer branches may override them), and the integer ones.
 COMMON_KEYS = ("lr", "batch_size", "warmup_epochs", "clip_norm", "lr_reference_batch",
@@ -62,6 +62,17 @@ class Space:
         lr(f) fit: FromFit), and where from."""
         return {name: param for name, branch in self.optimizers.items()
                 if isinstance(param := branch.get("lr", self.common.get("lr")), LrFrom)}
+
+    def named_params(self) -> dict[str, Param]:
+        """Every sampled parameter by its Optuna name; the conditional choices as a Choice."""
+        named: dict[str, Param] = dict(self.common)
+        for kind, branches in (("optimizer", self.optimizers), ("schedule", self.schedules)):
+            if len(branches) > 1:
+                named[kind] = Choice(tuple(branches))
+            named.update({f"{choice}.{key}": param for choice, branch in branches.items()
+                          for key, param in branch.items()})
+        named.update({f"model.{key}": param for key, param in self.model.items()})
+        return {name: param for name, param in named.items() if not isinstance(param, Fixed)}
 
     def finder_optimizers(self) -> list[str]:
         """Optimizers whose learning rate comes from the LR range test."""

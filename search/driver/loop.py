@@ -25,8 +25,9 @@ from search.driver.run_params import flat_params, run_name
 from search.errors import BandsearchError
 from search.proxy import StorageProxy
 from search.settings import Settings
-from search.studies import BASELINES, BUDGET, PARENT_RUN, RETRY_OF, TRAIN_CONFIG, UNSENT_WRITES, link_run, trial_id
+from search.studies import BASELINES, BUDGET, PARENT_RUN, TRAIN_CONFIG, UNSENT_WRITES, link_run, trial_id
 from search.tracking import Outbox, Tracker
+from search.transfer import lineage_tags
 from search.uris import mask
 from search.worker import TrialJob, TrialOutcome
 
@@ -185,13 +186,12 @@ class Launch:
             self.outcomes.fail(band, trial, None, "failed", f"invalid configuration: {err}")
             return None
         config_dict = to_dict(config)
-        retry_of = {"bandsearch.retry_of": trial.user_attrs[RETRY_OF]} if RETRY_OF in trial.user_attrs else {}
         run_id = self.tracker.start_run(
             self.experiment_id,
             run_name(trial.number, config_dict),
             tags={"bandsearch.study": self.study_name, "bandsearch.band": band.name, "bandsearch.role": "trial",
                   "optuna.study_name": band.study.study_name, "optuna.trial_number": trial.number,
-                  "optuna.trial_id": trial_id(trial), **retry_of},
+                  "optuna.trial_id": trial_id(trial), **lineage_tags(trial.user_attrs)},
             params=flat_params(config_dict),
             parent_id=band.parent_run_id,
             linked=lambda run_id: link_run(band.study, trial, run_id),
