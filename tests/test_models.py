@@ -202,3 +202,19 @@ def test_the_frame_networks_train_on_cuda_with_the_data_on_the_device(name: str,
     result = train(config, frames, device="cuda")
     assert all(torch.isfinite(torch.tensor(e["train_loss"])) for e in result.history)
     assert result.dynamics["summary.cuda_max_allocated_bytes"] >= frames.train_x.nbytes + frames.val_x.nbytes
+
+
+def test_a_study_recorded_before_the_model_table_resumes_and_a_changed_model_does_not(tmp_path: Path) -> None:
+    from search.driver.bands import open_studies
+    from search.settings import Settings
+    from search.studies import SNAPSHOT
+
+    settings = Settings.resolve(run_dir=str(tmp_path / "runs"))
+    config = _load(tmp_path, {"hidden": 32})
+    for _, study in open_studies(config, "old", settings, "0"):  # recorded as an earlier release did
+        record = study.user_attrs[SNAPSHOT]
+        study.set_user_attr(SNAPSHOT, {**record, "training": {**record["training"],
+                                                              "model": {"hidden": 32, "dropout": 0.1}}})
+    assert len(open_studies(config, "old", settings, "0")) == 2
+    with pytest.raises(BandsearchError, match="was created from a different training"):
+        open_studies(_load(tmp_path, {"hidden": 32, "dropout": 0.2}), "old", settings, "0")

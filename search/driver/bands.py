@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 
 from objectives.plain import to_dict
+from objectives.train.models import model_from_dict
 from search.config import BandPlan, StudyConfig
 from search.driver.run_params import flat_params
 from search.driver.transfer import seed_band
@@ -79,6 +80,17 @@ def creation_record(config: StudyConfig, plan: BandPlan) -> dict[str, Any]:
     }
 
 
+def _today(record: dict[str, Any]) -> dict[str, Any]:
+    """A creation record to compare, its model with every setting it is built with: a model
+    recorded before the model table existed (`{hidden, dropout}`) is the MLP's."""
+    training = record.get("training")
+    if not isinstance(training, dict) or "model" not in training:
+        return record
+    model = model_from_dict(training["model"])
+    built = {**model.plain(), **model.resolved()}
+    return {**record, "training": {**training, "model": built}}
+
+
 def open_studies(config: StudyConfig, study_name: str, settings: Settings,
                  experiment_id: str) -> list[tuple[BandPlan, optuna.Study]]:
     """Create or resume each band's study, in the objective's direction; a resume with a changed
@@ -94,7 +106,7 @@ def open_studies(config: StudyConfig, study_name: str, settings: Settings,
             direction=config.objective.direction,
             load_if_exists=True,
         )
-        wanted, found = creation_record(config, plan), snapshot(study)
+        wanted, found = _today(creation_record(config, plan)), _today(snapshot(study))
         if found:
             compared = wanted.keys() | {"objective"}
             changed = sorted(key for key in compared if found.get(key) != wanted.get(key))
