@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from objectives.errors import InvalidConfig
+from objectives.train.reporter import OBJECTIVE_METRICS
 from objectives.user_code import load_callable, shippable
 
 DIRECTIONS = ("maximize", "minimize")
@@ -70,6 +71,13 @@ def parse_objective(raw: Any, code_dir: Path, spaces: Iterable[Mapping[str, Any]
     if direction not in DIRECTIONS:
         raise InvalidConfig("objective.direction", f"must be maximize or minimize, got {direction!r}")
     objective = Objective(raw.get("function"), metric, direction, str(code_dir.resolve()))
+    if objective.function is None and metric not in OBJECTIVE_METRICS:
+        raise InvalidConfig("objective.metric", f"the built-in loop reports no {metric!r}; it reports "
+                            f"{sorted(OBJECTIVE_METRICS)} (or give objective.function, your own)")
+    if objective.function is None and OBJECTIVE_METRICS[metric] != direction:
+        raise InvalidConfig("objective.direction", f"{metric} is better when it is "
+                            f"{'higher' if OBJECTIVE_METRICS[metric] == 'maximize' else 'lower'}: use "
+                            f"{OBJECTIVE_METRICS[metric]}")
     if objective.function is not None:
         _check_signature(objective.load(), objective.function)
         for space in spaces:

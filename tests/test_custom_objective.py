@@ -209,3 +209,22 @@ def test_the_worked_example_minimises_val_loss_through_the_cli(tmp_path) -> None
     resumed = bandsearch("launch", str(path), "--study", "mine", "--run-dir", run_dir, "--quiet", cwd=tmp_path)
     assert resumed.returncode == 2 and "was created from a different objective" in resumed.stderr
 
+
+
+def test_the_built_in_metrics_a_study_may_optimise_are_the_ones_the_loop_reports(tmp_path: Path) -> None:
+    from objectives.task.config import Band, TaskConfig
+    from objectives.task.dataset import generate
+    from objectives.train.config import TrainConfig
+    from objectives.train.loop import train
+    from objectives.train.reporter import OBJECTIVE_METRICS
+
+    data = generate(TaskConfig(n_train=128, n_val=64, clip_samples=2048), Band("1000", 1000.0, 300.0))
+    reported = train(TrainConfig(epochs=1, batch_size=32), data, device="cpu").history[0]
+    assert set(OBJECTIVE_METRICS) <= set(reported)
+    for objective, message in (({"metric": "val_los", "direction": "minimize"}, "objective.metric: the built-in "
+                                "loop reports no 'val_los'"),
+                               ({"metric": "val_loss", "direction": "maximize"}, "objective.direction: val_loss is "
+                                "better when it is lower: use minimize")):
+        with pytest.raises(BandsearchError) as caught:
+            load_config(write_yaml(tmp_path / "o.yaml", {**tiny_config(), "objective": objective}))
+        assert message in str(caught.value)

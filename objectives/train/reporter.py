@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+# What the built-in loop reports every epoch that a study can optimise (objectives/train/loop.py),
+# and which way is better.
+OBJECTIVE_METRICS = {"val_accuracy": "maximize", "val_loss": "minimize", "val_angle_error_deg": "minimize",
+                     "train_loss": "minimize"}
+
 
 class StopTraining(Exception):
     """Raised by a reporter to end training early (for example: the trial is pruned)."""
