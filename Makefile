@@ -28,9 +28,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The fast tests (no two-node cluster) on Python 3.12, in a venv of its own.
+# The fast tests (no two-node cluster, no multi-study runs) on Python 3.12, in a venv of its own.
 test-312:
-	$(MAKE) --no-print-directory test PYTHON=$(PYTHON312) VENV=.venv312 PYTEST_ARGS='-m "not distributed"'
+	$(MAKE) --no-print-directory test PYTHON=$(PYTHON312) VENV=.venv312 PYTEST_ARGS='-m "not distributed and not slow"'
 
 lint: setup
 	$(BIN)/ruff check .

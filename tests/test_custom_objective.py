@@ -161,6 +161,7 @@ def test_the_built_in_loop_can_minimise_another_of_its_metrics(tmp_path) -> None
     assert band.best().value == min(t.value for t in trials)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_worked_example_minimises_val_loss_through_the_cli(tmp_path) -> None:
     shipped = load_config(SPACES / "custom_objective.yaml")  # the shipped file loads as it is

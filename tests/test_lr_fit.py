@@ -83,6 +83,7 @@ def test_a_bad_fit_source_is_refused_naming_the_key(lr: dict, message: str) -> N
     assert str(caught.value).startswith(message)
 
 
+@pytest.mark.slow
 def test_a_space_takes_its_lr_range_from_an_earlier_studys_fit(tmp_path: Path) -> None:
     """Study `first` (adam only, two bands) through the CLI, then `second` whose adam range is
     [p/3, 3p] around the rate first's lr(f) predicts at each of its bands, one of them new

@@ -151,6 +151,7 @@ def test_the_shipped_examples_load() -> None:
     assert load_config(SPACES / "custom_model.yaml").training.model.code_dir == str(SPACES.resolve())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_the_users_model_runs_a_study_exports_and_retrains(tmp_path: Path) -> None:
     """spaces/custom_model.yaml on tiny data, launched from another folder: the module is found

@@ -42,6 +42,7 @@ def _launch(space: Path, study: str, run_dir: str, cwd: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_new_study_starts_from_the_nearest_bands_of_an_earlier_one(tmp_path: Path) -> None:
     run_dir, journal = str(tmp_path / "runs"), f"{tmp_path / 'runs'}/optuna.journal"
