@@ -1,0 +1,204 @@
+"""Benchmark: the tuned MLP, phase-map CNN and CRNN against MUSIC and SRP-PHAT in unseen rooms.
+
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/models_vs_baselines.py [--trials 8] [--seeds 3]
+        [--epochs E] [--bands 500,3000] [--rooms 20 --positions 24] [--quick]
+
+On spaces/reverberant_circular.yaml (6-mic ring, 36 classes, test clips from 2 held-out rooms),
+per model: a short study (--trials per band, the YAML's space plus the model's settings), then
+each band's best config re-trained with --seeds seeds in this process on one CPU thread and
+scored on the held-out rooms (mean ± 95 % t-interval over the seeds), beside MUSIC and SRP-PHAT
+on the same clips (all of them: baselines.max_clips is set to the test set's size). Also the
+time per epoch of each model (mean over the re-trainings' epochs, evaluation included) and the
+final training loss against the held-out loss. --rooms/--positions enlarge the room bank; its
+simulation (a first launch's cost) is timed. Writes tests/benchmarks/figures/models_vs_baselines.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from objectives.task.dataset import load_or_generate
+from objectives.task.sources.rooms import load_or_build_bank
+from objectives.train.config import train_from_dict
+from objectives.train.loop import train
+from search.config import StudyConfig, parse_config, read_yaml
+from search.driver.launch import summarize
+from search.driver.loop import Launch
+from search.settings import Settings
+from search.stats import fmt, mean_ci, separated
+
+ROOT = Path(__file__).parents[2]
+YAML = ROOT / "spaces" / "reverberant_circular.yaml"
+FIGURE = ROOT / "tests" / "benchmarks" / "figures" / "models_vs_baselines.png"
+FRAME_SPACE = {"channels": {"choices": [8, 16, 32]}, "hidden": {"choices": [32, 64]},
+               "dropout": {"low": 0.0, "high": 0.3}}
+MODEL_SPACES = {"mlp": {"hidden": {"choices": [64, 128, 256]}, "dropout": {"low": 0.0, "high": 0.3}},
+                "cnn": FRAME_SPACE, "crnn": FRAME_SPACE}
+BASELINES = ("music", "srp_phat")
+
+
+def study_config(args: argparse.Namespace, model: str) -> StudyConfig:
+    """The YAML with `model`, its settings in the space, the trial count, epochs, bands and room
+    bank of the command line; the baselines on every test clip, run with the first model only."""
+    raw = read_yaml(YAML, "study file")
+    raw["search"]["trials_per_band"] = args.trials
+    raw["training"]["model"] = {"name": model}
+    raw["space"]["model"] = MODEL_SPACES[model]
+    if args.epochs:
+        raw["training"]["epochs"] = args.epochs
+    if args.bands:
+        raw["bands"] = [band for band in raw["bands"] if band["name"] in args.bands.split(",")]
+    rooms = raw["task"]["sources"][0]
+    rooms["n_rooms"] = args.rooms or rooms["n_rooms"]
+    rooms["positions_per_room"] = args.positions or rooms["positions_per_room"]
+    raw["baselines"] = {"methods": list(BASELINES) if model == "mlp" else [], "max_clips": raw["task"]["n_val"]}
+    return parse_config(raw, YAML)
+
+
+def time_bank(config: StudyConfig, settings: Settings) -> float:
+    """Seconds to simulate the room bank into the run's cache (what a first launch pays once)."""
+    started = time.perf_counter()
+    load_or_build_bank(config.task.sources[0], config.task, settings.cache_dir)
+    return time.perf_counter() - started
+
+
+def tune(config: StudyConfig, settings: Settings, name: str) -> dict[str, dict]:
+    """Run the study in-process; each band's summary row (best config, baselines) by band name."""
+    launch = Launch(config, name, settings)
+    launch.prepare()
+    launch.run()
+    return {row["band"]: row for row in summarize(launch.bands)}
+
+
+def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> dict[str, list[float]]:
+    """The band's best config re-trained with each seed on one thread: held-out accuracy and
+    angle error after the last epoch, seconds per epoch, final training and held-out loss."""
+    plan = next(plan for plan in config.bands if plan.band.name == row["band"])
+    best = train_from_dict(dict(row["config"]))
+    data = load_or_generate(config.task, plan.band, settings.cache_dir, best.model.feature_kind)
+    out: dict[str, list[float]] = {"acc": [], "err": [], "epoch_s": [], "train_loss": [], "val_loss": []}
+    for seed in range(seeds):
+        result = train(dataclasses.replace(best, seed=seed), data, device="cpu", dynamics=False)
+        last = result.history[-1]
+        out["acc"].append(last["val_accuracy"])
+        out["err"].append(last["val_angle_error_deg"])
+        out["epoch_s"].append(result.train_seconds / result.epochs)
+        out["train_loss"].append(last["train_loss"])
+        out["val_loss"].append(last["val_loss"])
+    return out
+
+
+def print_tables(scores: dict, baselines: dict, configs: dict) -> None:
+    """Markdown: accuracy and error per band and method, epoch times and ratios, losses, configs."""
+    models = list(next(iter(scores.values())))
+    print("| band | " + " | ".join(f"{m} acc / err" for m in models) + " | MUSIC acc / err | SRP-PHAT acc / err |")
+    print("| --- " * (len(models) + 3) + "|")
+    for band, per_model in scores.items():
+        cells = [f"{fmt(s['acc'])} / {fmt(s['err'], 1)}°" for s in per_model.values()]
+        cells += [f"{baselines[band][f'baseline.{m}.accuracy']:.3f} / "
+                  f"{baselines[band][f'baseline.{m}.angle_error_deg']:.1f}°" for m in BASELINES]
+        print(f"| {band} Hz | " + " | ".join(cells) + " |")
+    print("\nBeats both baselines with intervals apart (accuracy, 95 %):")
+    for band, per_model in scores.items():
+        best_base = max(baselines[band][f"baseline.{m}.accuracy"] for m in BASELINES)
+        verdicts = {m: separated(s["acc"], [best_base] * 2) for m, s in per_model.items()}
+        print(f"- {band} Hz: " + ", ".join(f"{m} {'above' if v > 0 else 'below' if v < 0 else 'overlaps'}"
+                                           for m, v in verdicts.items()))
+    nets = [m for m in models if m != "mlp"]
+    print("\n| band | " + " | ".join(f"{m} s/epoch" for m in models) + "".join(f" | {m} / mlp" for m in nets) + " |")
+    print("| --- " * (len(models) + len(nets) + 1) + "|")
+    for band, per_model in scores.items():
+        epoch = {m: statistics.fmean(s["epoch_s"]) for m, s in per_model.items()}
+        print(f"| {band} Hz | " + " | ".join(f"{t:.3f}" for t in epoch.values())
+              + "".join(f" | {epoch[m] / epoch['mlp']:.1f}×" for m in nets) + " |")
+    print("\n| band | " + " | ".join(f"{m} train / held-out loss" for m in models) + " |")
+    print("| --- " * (len(models) + 1) + "|")
+    for band, per_model in scores.items():
+        print(f"| {band} Hz | " + " | ".join(f"{fmt(s['train_loss'], 2)} / {fmt(s['val_loss'], 2)}"
+                                              for s in per_model.values()) + " |")
+    print("\nBest configs:")
+    for (band, model), config in configs.items():
+        print(f"- {band} Hz {model}: {config['optimizer']} lr {config['lr']:.2g}, batch {config['batch_size']}, "
+              f"warm-up {config['warmup_epochs']}, {config['model']}")
+
+
+def plot(scores: dict, baselines: dict, path: Path) -> None:
+    """Accuracy per band per method, the networks with their 95 % interval bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bands = list(scores)
+    methods = list(next(iter(scores.values()))) + list(BASELINES)
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, method in enumerate(methods):
+        if method in BASELINES:
+            values = [baselines[b][f"baseline.{method}.accuracy"] for b in bands]
+            errors = [0.0] * len(bands)
+        else:
+            values, errors = zip(*(mean_ci(scores[b][method]["acc"]) for b in bands))
+        xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(bands))]
+        ax.bar(xs, values, width, yerr=errors, capsize=3, label=method)
+    ax.set_xticks(range(len(bands)), [f"{b} Hz" for b in bands])
+    ax.set_ylabel("held-out-room accuracy")
+    ax.set_title("Tuned networks (mean ± 95 % CI over seeds) vs classical baselines")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=8, help="trials per band and model")
+    parser.add_argument("--seeds", type=int, default=3, help="re-training seeds of each best config")
+    parser.add_argument("--epochs", type=int, default=0, help="epochs per trial (default: the YAML's)")
+    parser.add_argument("--bands", default="", help="comma-separated band names, e.g. 500,3000")
+    parser.add_argument("--rooms", type=int, default=0, help="n_rooms of the room bank (default: the YAML's)")
+    parser.add_argument("--positions", type=int, default=0, help="positions_per_room (default: the YAML's)")
+    parser.add_argument("--models", default="mlp,cnn,crnn", help="mlp first (it runs the baselines)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials, 2 epochs, 2 seeds, 3000 Hz")
+    args = parser.parse_args()
+    if args.quick:
+        args.trials, args.epochs, args.seeds, args.bands = 2, 2, 2, args.bands or "3000"
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    scores: dict = {}
+    baselines: dict = {}
+    configs: dict = {}
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Settings.resolve(run_dir=str(Path(folder) / "runs"))
+        for model in args.models.split(","):
+            config = study_config(args, model)
+            if model == "mlp":
+                rooms = config.task.sources[0]
+                print(f"room bank {rooms.n_rooms} rooms x {rooms.positions_per_room} positions: "
+                      f"{time_bank(config, settings):.1f} s to simulate (first launch only)")
+            tuned = time.perf_counter()
+            rows = tune(config, settings, f"bench-{model}")
+            print(f"{model}: {args.trials} trials x {len(rows)} bands in {time.perf_counter() - tuned:.0f} s")
+            for band, row in rows.items():
+                baselines.setdefault(band, row["baselines"])
+                configs[band, model] = row["config"]
+                scores.setdefault(band, {})[model] = retrain(config, settings, row, args.seeds)
+    test = config.task
+    print(f"\n{len(config.bands)} bands, {args.trials} trials per band and model, {config.training.epochs} epochs, "
+          f"{args.seeds} seeds; test set: all {test.n_val} clips of {test.sources[0].held_out_rooms} held-out rooms "
+          f"for every method (baselines.max_clips = {config.baselines.max_clips}); "
+          f"wall {time.perf_counter() - started:.0f} s\n")
+    print_tables(scores, baselines, configs)
+    plot(scores, baselines, FIGURE)
+    print(f"\nfigure: {FIGURE.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
