@@ -106,8 +106,9 @@ def open_studies(config: StudyConfig, study_name: str, settings: Settings,
             direction=config.objective.direction,
             load_if_exists=True,
         )
-        wanted, found = _today(creation_record(config, plan)), _today(snapshot(study))
+        record, found = creation_record(config, plan), snapshot(study)
         if found:
+            wanted, found = _today(record), _today(found)
             compared = wanted.keys() | {"objective"}
             changed = sorted(key for key in compared if found.get(key) != wanted.get(key))
             if changed:
@@ -117,7 +118,7 @@ def open_studies(config: StudyConfig, study_name: str, settings: Settings,
                     "resume with the original file or choose a new --study name"
                 )
         else:
-            study.set_user_attr(SNAPSHOT, {**wanted, "config_file": str(config.source), "experiment_id": experiment_id})
+            study.set_user_attr(SNAPSHOT, {**record, "config_file": str(config.source), "experiment_id": experiment_id})
             if config.search.transfer:  # a fresh band starts from an earlier study's nearest bands
                 seed_band(study, plan.space, plan.band.center_hz, config.search.transfer, settings.storage_url)
         opened.append((plan, study))
