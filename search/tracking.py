@@ -8,15 +8,11 @@ batches within MLflow's limits; long values are truncated. The driver writes thr
 
 from __future__ import annotations
 
-import itertools
 import logging
 import subprocess
 import sys
 import time
-import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,7 +41,7 @@ def default_tracking_uri(run_dir: Path) -> str:
     return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
 
 
-def _truncate(value: Any, limit: int) -> str:
+def truncate(value: Any, limit: int) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -86,7 +82,7 @@ class Tracker:
         """Create a run and log its params. The run is tagged with `token`; when `retried`, a run
         an earlier attempt already created under it (its answer or its params lost to an outage)
         is completed instead of a second one made."""
-        all_tags = {key: _truncate(value, _MAX_TAG_LEN) for key, value in tags.items()}
+        all_tags = {key: truncate(value, _MAX_TAG_LEN) for key, value in tags.items()}
         if parent_id:
             all_tags[PARENT_TAG] = parent_id
         run_id = None
@@ -96,7 +92,7 @@ class Tracker:
                 run_id = self.find_run(experiment_id, {TOKEN_TAG: token})
         if run_id is None:
             run_id = self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
-        items = [Param(key, _truncate(value, _MAX_PARAM_LEN)) for key, value in (params or {}).items()]
+        items = [Param(key, truncate(value, _MAX_PARAM_LEN)) for key, value in (params or {}).items()]
         for start in range(0, len(items), _MAX_PARAMS):
             self.client.log_batch(run_id, params=items[start : start + _MAX_PARAMS])
         return run_id
@@ -114,7 +110,7 @@ class Tracker:
         """Metric dicts at their steps, batched."""
         now = int(time.time() * 1000)
         metrics = [Metric(key, float(value), now, step) for step, values in epochs for key, value in values.items()]
-        run_tags = [RunTag(key, _truncate(value, _MAX_TAG_LEN)) for key, value in (tags or {}).items()]
+        run_tags = [RunTag(key, truncate(value, _MAX_TAG_LEN)) for key, value in (tags or {}).items()]
         for start in range(0, max(len(metrics), 1), _MAX_METRICS):
             batch = metrics[start : start + _MAX_METRICS]
             if batch or run_tags:
@@ -190,104 +186,3 @@ def unreachable(err: Exception) -> bool:
     if isinstance(err, (requests.exceptions.RequestException, ConnectionError)):
         return True
     return isinstance(err, MlflowException) and str(err).startswith("API request to")
-
-
-@dataclass
-class _Write:
-    """One queued call on the Tracker."""
-
-    method: str
-    args: tuple
-    kwargs: dict
-    placeholder: str | None = None
-    linked: Callable[[str], None] | None = None
-    attempts: int = 0
-
-
-class Outbox:
-    """The driver's MLflow writes, kept in order while the server is unreachable and replayed
-    when it answers again, at most one attempt per `retry_seconds` (so trials never wait).
-
-    A run created during an outage gets a placeholder id (`pending:N`) that later writes may
-    use; the replay maps it to the real run id and tells `linked`. Creating a run is made safe to
-    repeat with a token tag: an attempt cut off after the server made the run completes that run.
-    A write MLflow rejects for another reason is logged and dropped, so it cannot block the queue.
-    """
-
-    PLACEHOLDER = "pending:"
-
-    def __init__(self, tracker: Tracker, retry_seconds: float = 10.0):
-        self.tracker = tracker
-        self.retry_seconds = retry_seconds
-        self.queue: deque[_Write] = deque()
-        self.ids: dict[str, str] = {}
-        self.retry_at = 0.0
-        self._numbers = itertools.count()
-        self._launch = uuid.uuid4().hex[:12]
-
-    def start_run(self, *args: Any, linked: Callable[[str], None] | None = None, **kwargs: Any) -> str:
-        """The new run's id, or a placeholder while MLflow is unreachable; `linked(run_id)` is
-        called once the run exists (now, or when a later replay creates it)."""
-        number = next(self._numbers)
-        placeholder = f"{self.PLACEHOLDER}{number}"
-        kwargs["token"] = f"{self._launch}-{number}"
-        self._send(_Write("start_run", args, kwargs, placeholder, linked))
-        return self.ids.get(placeholder, placeholder)
-
-    def log(self, *args: Any, **kwargs: Any) -> None:
-        self._send(_Write("log", args, kwargs))
-
-    def log_epochs(self, *args: Any, **kwargs: Any) -> None:
-        self._send(_Write("log_epochs", args, kwargs))
-
-    def log_text(self, *args: Any, **kwargs: Any) -> None:
-        self._send(_Write("log_text", args, kwargs))
-
-    def finish(self, *args: Any, **kwargs: Any) -> None:
-        self._send(_Write("finish", args, kwargs))
-
-    def reopen(self, *args: Any, **kwargs: Any) -> None:
-        self._send(_Write("reopen", args, kwargs))
-
-    def resolve(self, run_id: str) -> str:
-        """The real id of `run_id` once created; the placeholder itself until then."""
-        return self.ids.get(run_id, run_id)
-
-    def _send(self, write: _Write) -> None:
-        self.queue.append(write)
-        self.flush()
-
-    def flush(self, force: bool = False) -> bool:
-        """Replay queued writes in order; True when nothing is left."""
-        if self.queue and not force and time.monotonic() < self.retry_at:
-            return False
-        while self.queue:
-            write = self.queue[0]
-            args = tuple(self.resolve(a) if isinstance(a, str) else a for a in write.args)
-            kwargs = {k: self.resolve(v) if isinstance(v, str) else v for k, v in write.kwargs.items()}
-            if write.method == "start_run":
-                kwargs["retried"] = write.attempts > 0
-            write.attempts += 1
-            try:
-                result = getattr(self.tracker, write.method)(*args, **kwargs)
-            except Exception as err:
-                if unreachable(err):
-                    self.retry_at = time.monotonic() + self.retry_seconds
-                    log.warning("MLflow unreachable; %d writes kept for later: %s", len(self.queue),
-                                _truncate(mask(str(err)), 300))
-                    return False
-                log.error("MLflow rejected %s: %s", write.method, _truncate(mask(str(err)), 500))
-            else:
-                if write.placeholder:
-                    self.ids[write.placeholder] = result
-                if write.linked:
-                    write.linked(result)
-            self.queue.popleft()
-        return True
-
-    def drain(self, seconds: float) -> int:
-        """At the end of a launch: retry for up to `seconds`; the number of writes still unsent."""
-        deadline = time.monotonic() + seconds
-        while not self.flush(force=True) and time.monotonic() < deadline:
-            time.sleep(min(self.retry_seconds, max(0.0, deadline - time.monotonic())))
-        return len(self.queue)

@@ -157,7 +157,8 @@ def test_trials_left_running_by_a_dead_driver_are_failed_and_retried(tmp_path, r
     (ref, submitted), = first.in_flight.items()
     cluster.cancel([ref])
     prepared = first._prepare(band)
-    orphans = {flight.trial.number: flight.run_id for flight in (submitted, prepared)}
+    first.tracker.flush(force=True)  # its MLflow writer had created and linked both runs
+    orphans = {flight.trial.number: first.tracker.resolve(flight.run_id) for flight in (submitted, prepared)}
 
     bands = launch(config, "crash", settings)
     trials = {t.number: t for t in _trials(settings, "crash", "1000")}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import requests
 
-from search.tracking import TOKEN_TAG, Outbox, Tracker
+from search.outbox import Outbox
+from search.tracking import TOKEN_TAG, Tracker
 
 
 class FlakyTracker(Tracker):
@@ -34,12 +38,21 @@ def _runs(tracker: Tracker, experiment_id: str) -> list:
     return tracker.client.search_runs([experiment_id])
 
 
+def _until_outage_seen(outbox: Outbox, timeout: float = 30.0) -> None:
+    """Wait until the writer thread has met the injected outage (it then holds its writes)."""
+    deadline = time.monotonic() + timeout
+    while outbox.retry_at <= time.monotonic():
+        assert time.monotonic() < deadline, "the writer never tried the failing call"
+        time.sleep(0.01)
+
+
 def test_a_run_created_before_the_outage_is_completed_not_duplicated(tracker) -> None:
     experiment = tracker.experiment("outage", None)
     outbox = Outbox(tracker, retry_seconds=3600.0)
     tracker.failures = 1  # the run is created, then its params are lost
     run_id = outbox.start_run(experiment, "t000", tags={"bandsearch.role": "trial"}, params={"lr": 0.01})
-    assert run_id.startswith(Outbox.PLACEHOLDER)
+    _until_outage_seen(outbox)
+    assert outbox.resolve(run_id) == run_id and run_id.startswith(Outbox.PLACEHOLDER)
     outbox.finish(run_id, "FINISHED")
     assert len(outbox.queue) == 2
 
@@ -55,12 +68,15 @@ def test_writes_wait_in_order_and_link_the_run_when_it_exists(tracker) -> None:
     experiment = tracker.experiment("order", None)
     outbox = Outbox(tracker, retry_seconds=3600.0)
     linked = []
-    first = outbox.start_run(experiment, "t000", tags={}, params={"lr": 0.1}, linked=linked.append)
+    first = outbox.resolve(outbox.start_run(experiment, "t000", tags={}, params={"lr": 0.1}, linked=linked.append),
+                           wait=30.0)
     tracker.failures = 1
     outbox.log(first, metrics={"val_accuracy": 0.5}, step=1)
     second = outbox.start_run(experiment, "t001", tags={}, params={"lr": 0.2}, linked=linked.append)
-    assert not first.startswith(Outbox.PLACEHOLDER) and second.startswith(Outbox.PLACEHOLDER)
+    _until_outage_seen(outbox)
+    assert not first.startswith(Outbox.PLACEHOLDER) and outbox.resolve(second, wait=1.0) == second
     assert not outbox.flush()  # the retry interval has not passed
+    assert linked == [first]  # callbacks run on the caller's thread, at flush
 
     assert outbox.flush(force=True)
     assert linked == [first, outbox.resolve(second)]
@@ -72,7 +88,9 @@ def test_writes_wait_in_order_and_link_the_run_when_it_exists(tracker) -> None:
 def test_separate_launches_never_share_a_token(tracker) -> None:
     experiment = tracker.experiment("tokens", None)
     for _ in range(2):
-        Outbox(tracker).start_run(experiment, "band 500 Hz", tags={})
+        outbox = Outbox(tracker)
+        outbox.start_run(experiment, "band 500 Hz", tags={})
+        assert outbox.flush(force=True)
     tokens = {r.data.tags[TOKEN_TAG] for r in _runs(tracker, experiment)}
     assert len(tokens) == 2
 
@@ -88,6 +106,29 @@ def test_a_run_ends_renamed_when_asked(tracker) -> None:
     kept, renamed = (outbox.start_run(experiment, name, tags={}) for name in ("t000", "t001"))
     outbox.finish(kept, "FAILED")
     outbox.finish(renamed, "KILLED", name="t001 (pruned)")
+    assert outbox.flush(force=True)
+    kept, renamed = outbox.resolve(kept), outbox.resolve(renamed)
     runs = {r.info.run_id: r.info for r in _runs(tracker, experiment)}
     assert (runs[kept].run_name, runs[kept].status) == ("t000", "FAILED")
     assert (runs[renamed].run_name, runs[renamed].status) == ("t001 (pruned)", "KILLED")
+
+
+def test_the_driver_does_not_wait_on_a_slow_store(tracker) -> None:
+    """Writes return at once while the writer thread is held inside MLflow; they all land, in order."""
+    experiment = tracker.experiment("slow", None)
+    real, release = tracker.client.log_batch, threading.Event()
+
+    def held_log_batch(*args, **kwargs):
+        assert release.wait(60.0)
+        return real(*args, **kwargs)
+
+    tracker.client.log_batch = held_log_batch
+    outbox = Outbox(tracker)
+    run_id = outbox.start_run(experiment, "t000", tags={}, params={"lr": 0.1})
+    for step in range(5):
+        outbox.log(run_id, metrics={"loss": float(step)}, step=step)
+    assert len(outbox.queue) == 6  # every call returned while the first write is still held
+    release.set()
+    assert outbox.flush(force=True)
+    history = tracker.client.get_metric_history(outbox.resolve(run_id), "loss")
+    assert sorted(m.step for m in history) == list(range(5))

@@ -49,6 +49,7 @@ class BandRun:
     baselines: Any = None  # Ray reference to the classical baselines' metrics, while they run
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0) | {"running": 0})
     started: float = field(default_factory=time.monotonic)
+    best_logged: float | None = None  # the best value last logged on the parent run
 
     @property
     def name(self) -> str:
@@ -142,8 +143,8 @@ def open_parent_runs(bands: list[BandRun], tracker: Any, experiment_id: str, stu
                   "optuna.study_name": band.study.study_name, "bandsearch.role": "band"},
             params={"band.center_hz": band.plan.band.center_hz, "band.width_hz": band.plan.band.width_hz,
                     "storage": mask(storage_url)},
+            linked=lambda run_id, study=band.study: study.set_user_attr(PARENT_RUN, run_id),
         )
-        band.study.set_user_attr(PARENT_RUN, band.parent_run_id)
 
 
 def close_parent_run(band: BandRun, tracker: Any, interrupted: bool) -> None:

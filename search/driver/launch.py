@@ -10,7 +10,8 @@ from typing import Any
 from search import cluster
 from search.config import StudyConfig
 from search.driver.bands import BandRun, summary_row
-from search.driver.loop import Launch, Progress
+from search.driver.loop import Launch
+from search.driver.seams import Progress
 from search.lease import Lease
 from search.lr_fit import log_with_fit
 from search.lr_tables import finder_table, study_table

@@ -1,17 +1,16 @@
 """`Launch`: run (or resume) every band study of a config, W trials in flight, to the exact budget.
 
-Each pass of the loop hands a freed worker the trial prepared while it trained (asked,
-sampled, its MLflow run open), tells Optuna how the finished one ended, prepares the next,
-and only then writes the finished trial to MLflow. Trials run through a `TrialRunner`: the
-Ray module (search/cluster.py) by default, or any object with its four calls.
+Each pass of the loop hands a freed worker the trial prepared while it trained (asked, sampled,
+its MLflow run queued), tells Optuna how the finished one ended and prepares the next; MLflow is
+written by the Outbox's own thread. Trials run through a `TrialRunner`: search/cluster.py (Ray)
+by default, or any object with its four calls.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from objectives.errors import InvalidConfig
 from objectives.plain import to_dict
@@ -22,32 +21,24 @@ from search.driver.connect import check_reach, check_user_code, resolve_lr_range
 from search.driver.outcomes import Flight, Outcomes
 from search.driver.recovery import recover
 from search.driver.run_params import flat_params, run_name
+from search.driver.seams import Progress, TrialRunner
 from search.errors import BandsearchError
+from search.outbox import Outbox
 from search.proxy import StorageProxy
 from search.settings import Settings
 from search.studies import BASELINES, BUDGET, PARENT_RUN, TRAIN_CONFIG, UNSENT_WRITES, link_run, trial_id
-from search.tracking import Outbox, Tracker
+from search.tracking import Tracker
 from search.transfer import lineage_tags
 from search.uris import mask
-from search.worker import TrialJob, TrialOutcome
+from search.worker import TrialJob
 
 log = logging.getLogger(__name__)
 
 # How long a finishing launch keeps retrying MLflow writes held back by an outage.
 _DRAIN_SECONDS = 120.0
-
-
-class Progress(Protocol):
-    def update(self, band: BandRun) -> None: ...
-
-
-class TrialRunner(Protocol):
-    """Where trials run: the four calls of search/cluster.py the loop uses."""
-
-    def submit(self, job: TrialJob, data: Any, cpus: float, gpus: float) -> Any: ...
-    def wait_one(self, pending: list[Any], timeout: float | None = None) -> Any | None: ...
-    def result(self, ref: Any) -> tuple[TrialOutcome | None, str | None, bool]: ...
-    def cancel(self, refs: Sequence[Any]) -> None: ...
+# How long a submission waits for the MLflow writer to create the trial's run (for live curves
+# from the worker); past that the worker runs without it and the driver logs its epochs.
+_RUN_WAIT_SECONDS = 1.0
 
 
 class Launch:
@@ -201,7 +192,7 @@ class Launch:
         return Flight(band, trial, run_id, config_dict)
 
     def _submit(self, flight: Flight) -> None:
-        run_id = self.tracker.resolve(flight.run_id)
+        run_id = self.tracker.resolve(flight.run_id, wait=_RUN_WAIT_SECONDS)
         job = TrialJob(
             storage_url=self.worker_storage_url,
             study_name=flight.band.study.study_name,
@@ -216,6 +207,7 @@ class Launch:
         )
         ref = self.runner.submit(job, flight.band.data, self.config.search.cpus_per_trial, self.gpus)
         self.in_flight[ref] = flight
+        log.info("band %s trial %d submitted", flight.band.name, flight.trial.number)
 
     def _abandon(self) -> None:
         """Interrupted: cancel trials in flight, fail them and the prepared ones (re-queued)."""
@@ -235,6 +227,8 @@ class Launch:
             close_parent_run(band, self.tracker, interrupted)
             self._show(band)
         unsent = self.tracker.drain(_DRAIN_SECONDS)
+        for band in self.bands:
+            band.parent_run_id = self.tracker.resolve(band.parent_run_id)
         if unsent:
             log.error("MLflow at %s stayed unreachable: %d writes lost (recorded on the band runs when "
                       "MLflow is back, as the tag bandsearch.mlflow_lost_writes)", mask(self.settings.tracking_uri),

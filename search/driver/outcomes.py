@@ -87,10 +87,11 @@ class Outcomes:
             pruned = state == TrialState.PRUNED
             self.tracker.finish(flight.run_id, status,
                                 name=run_name(flight.trial.number, flight.config, outcome.state) if pruned else None)
-        best = flight.band.best()
-        if best is not None:
-            self.tracker.log(flight.band.parent_run_id, metrics={f"best_{metric_of(flight.band.study)}": best.value},
-                             step=flight.band.finished)
+        band, best = flight.band, flight.band.best()
+        if best is not None and best.value != band.best_logged:  # the best-so-far curve, at its changes
+            band.best_logged = best.value
+            self.tracker.log(band.parent_run_id, metrics={f"best_{metric_of(band.study)}": best.value},
+                             step=band.finished)
 
     def fail(self, band: BandRun, trial: optuna.Trial, run_id: str | None, kind: str, reason: str) -> None:
         """End `trial` as FAIL. A `lost` trial (worker or driver died) is re-queued with its

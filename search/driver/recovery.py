@@ -13,8 +13,8 @@ from optuna.trial import TrialState
 from search.driver.bands import BandRun
 from search.driver.outcomes import RUN_STATUS, Outcomes
 from search.driver.run_params import run_name
+from search.outbox import Outbox
 from search.studies import RETRIED, RUN_ID, STOP_REASON, TRAIN_CONFIG, live_trial
-from search.tracking import Outbox
 
 
 def recover(band: BandRun, outbox: Outbox, experiment_id: str, outcomes: Outcomes) -> None:

@@ -1,0 +1,321 @@
+"""Benchmark: how the driver's cost grows with workers, trials and bands, against Optuna alone
+and Ray Tune with OptunaSearch, on a sleep objective (tests/benchmarks/sleep_objective.py)
+that goes through the real path: ask, Ray task, report/prune, tell, MLflow.
+
+    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py speedup --workers 1 4 16 64
+    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py throughput --workers 16 --trials 1000
+    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py throughput --bands 24 --trials 417 \
+        --keep /tmp/scale-10k        # then: scale.py resume /tmp/scale-10k
+    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py optuna --workers 16 --trials 1000
+    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py tune --workers 16 --trials 300
+    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py plot
+
+`--server` runs bandsearch against a real `mlflow server` and Optuna's gRPC storage proxy on
+127.0.0.1 (the cluster setup deploy/ recommends), both started and stopped here.
+
+`ray.init(num_cpus=W)` with W above the cores is legal: the trials sleep. The driver's cost is
+its own threads' CPU time (time.thread_time), split by what it was doing, so it reads the same on
+a busy machine; trials per second and the worker idle share are wall-clock figures and do
+depend on the machine (on 2 cores, W worker processes compete with the driver for the CPU).
+Each run appends a JSON line to tests/benchmarks/figures/scale.jsonl; `plot` draws them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+FIGURES = ROOT / "tests" / "benchmarks" / "figures"
+RESULTS = FIGURES / "scale.jsonl"
+# 1/3-octave centres (IEC 61260) from 31.5 Hz to 6.3 kHz: 24 bands below 7 kHz.
+THIRD_OCTAVES = [31.5, 40, 50, 63, 80, 100, 125, 160, 200, 250, 315, 400, 500, 630, 800, 1000, 1250, 1600, 2000,
+                 2500, 3150, 4000, 5000, 6300]
+OBJECTIVE = {"function": "sleep_objective:run", "metric": "score", "direction": "maximize"}
+
+
+def study_raw(bands: int, trials: int, workers: int, epochs: int, pruner: str) -> dict:
+    """The default study (spaces/audio_angle.yaml: its space and sampler) on the sleep objective."""
+    raw = yaml.safe_load((ROOT / "spaces" / "audio_angle.yaml").read_text())
+    raw["search"].update(trials_per_band=trials, workers=workers)
+    if pruner == "none":
+        raw["search"]["pruner"] = "none"
+    raw["task"].update(n_train=256, n_val=64, n_fft=2048)  # 2048 points: 7.8 Hz bins, so 31.5 Hz has some
+    raw["training"]["epochs"] = epochs
+    centres = [1000, 500, 3000][:bands] if bands <= 3 else THIRD_OCTAVES[-bands:]
+    raw["bands"] = [{"name": f"{c:g}", "center_hz": c, "width_hz": round(0.2316 * c, 2)} for c in centres]
+    raw["objective"] = OBJECTIVE
+    return raw
+
+
+class Meter:
+    """The driver's CPU time (its own thread's), per kind of work, and what each trial cost."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = defaultdict(float)
+        self.per_trial: list[tuple[int, float]] = []  # (finished trials of its band, driver CPU since the last)
+        self.busy = 0.0  # worker seconds spent in trials
+        self.done: list[float] = []  # wall time of each completion
+        self._last = time.thread_time()
+
+    def wrap(self, owner: object, name: str, kind: str) -> None:
+        method = getattr(owner, name)
+
+        def timed(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.cpu[kind] += time.thread_time() - started
+
+        setattr(owner, name, timed)
+
+    def restart(self) -> None:
+        """Count from here (the loop's start): setting up the launch is not a trial's cost."""
+        self.cpu.clear()
+        self._last = time.thread_time()
+
+    def trial_done(self, finished: int, trial_seconds: float) -> None:
+        now = time.thread_time()
+        self.per_trial.append((finished, now - self._last))
+        self._last = now
+        self.busy += trial_seconds
+        self.done.append(time.perf_counter())
+
+
+class ProbedRunner:
+    """search/cluster.py as the Launch's TrialRunner, its CPU time on the driver counted."""
+
+    def __init__(self, meter: Meter):
+        from search import cluster
+
+        self.cluster, self.meter = cluster, meter
+        for name in ("submit", "wait_one", "result", "cancel"):
+            meter.wrap(self, name, "ray dispatch")
+
+    def submit(self, *args):
+        return self.cluster.submit(*args)
+
+    def wait_one(self, *args, **kwargs):
+        return self.cluster.wait_one(*args, **kwargs)
+
+    def result(self, ref):
+        return self.cluster.result(ref)
+
+    def cancel(self, refs):
+        return self.cluster.cancel(refs)
+
+
+def _import_worker(seconds: float) -> None:
+    import search.worker  # noqa: F401  (what a trial's first run in a fresh process pays)
+
+    time.sleep(seconds)
+
+
+def warm_workers(workers: int) -> None:
+    """Start W Ray worker processes with the trial code imported, as on a cluster that has run
+    trials before: a fresh process pays about 3 s of imports on its first trial, once."""
+    from search import cluster
+
+    import ray
+
+    ray.get([cluster.start(_import_worker, 2.0) for _ in range(workers)])
+
+
+def run_bandsearch(raw: dict, workers: int, folder: Path, server: bool) -> dict:
+    """One launch through the real Launch, with the meter's probes on its parts."""
+    from search import cluster
+    from search.config import parse_config
+    from search.driver.loop import Launch
+    from search.settings import Settings
+    from tests.services import MlflowServer, free_port
+
+    config = parse_config(raw, source=ROOT / "tests" / "benchmarks" / "scale.yaml")
+    mlflow_server = None
+    if server:
+        mlflow_server = MlflowServer(folder)
+        mlflow_server.start()
+        settings = Settings.resolve(run_dir=str(folder), tracking_uri=mlflow_server.uri,
+                                    storage_proxy=f"127.0.0.1:{free_port()}")
+    else:
+        settings = Settings.resolve(run_dir=str(folder))
+    meter = Meter()
+    launch = Launch(config, "scale", settings, runner=ProbedRunner(meter))
+    writer_cpu = [0.0]
+    attempt = launch.tracker._attempt
+
+    def timed_attempt(write):  # runs on the MLflow writer thread
+        started = time.thread_time()
+        try:
+            return attempt(write)
+        finally:
+            writer_cpu[0] += time.thread_time() - started
+
+    launch.tracker._attempt = timed_attempt
+    meter.wrap(launch, "_prepare", "ask + sample")
+    meter.wrap(launch.outcomes, "record", "mlflow (queueing)")
+    meter.wrap(launch.tracker, "flush", "mlflow (queueing)")
+    tell = launch.outcomes.tell
+
+    def told(flight, outcome, error, lost):
+        started = time.thread_time()
+        tell(flight, outcome, error, lost)
+        meter.cpu["tell"] += time.thread_time() - started
+        meter.trial_done(flight.band.finished, outcome.trial_seconds if outcome else 0.0)
+
+    launch.outcomes.tell = told
+    try:
+        launch.prepare()
+        from search.driver.bands import open_parent_runs
+
+        open_parent_runs(launch.bands, launch.tracker, launch.experiment_id, "scale", settings.storage_url)
+        launch.connect(num_cpus=workers)
+        warm_workers(workers)
+        meter.restart()
+        loop_cpu, started = time.thread_time(), time.perf_counter()
+        launch.loop()
+        wall, loop_cpu = time.perf_counter() - started, time.thread_time() - loop_cpu
+    finally:
+        if launch.proxy is not None:
+            launch.proxy.stop()
+        cluster.disconnect()
+        if mlflow_server is not None:
+            mlflow_server.stop()
+    return summarize(meter, loop_cpu, writer_cpu[0], wall, workers)
+
+
+def summarize(meter: Meter, loop_cpu: float, writer_cpu: float, wall: float, workers: int) -> dict:
+    trials = len(meter.per_trial)
+    accounted = sum(meter.cpu.values())
+    per_trial_ms = {kind: 1000 * seconds / trials for kind, seconds in meter.cpu.items()}
+    per_trial_ms["other (loop, progress)"] = 1000 * (loop_cpu - accounted) / trials
+    per_trial_ms["mlflow writer thread"] = 1000 * writer_cpu / trials
+    half = meter.done[len(meter.done) // 2:]
+    buckets: dict[int, list[float]] = defaultdict(list)
+    for finished, cpu in meter.per_trial:
+        buckets[_bucket(finished)].append(cpu)
+    return {
+        "trials": trials,
+        "wall_s": wall,
+        "trials_per_s": trials / wall,
+        "trials_per_s_second_half": (len(half) - 1) / (half[-1] - half[0]) if len(half) > 2 else None,
+        "driver_cpu_ms_per_trial": per_trial_ms,
+        "driver_cpu_ms_per_trial_total": 1000 * (loop_cpu + writer_cpu) / trials,
+        "driver_ceiling_trials_per_s": trials / (loop_cpu + writer_cpu),
+        "worker_idle_share": 1 - meter.busy / (workers * wall),
+        "driver_cpu_ms_by_finished": {str(k): 1000 * sum(v) / len(v) for k, v in sorted(buckets.items())},
+    }
+
+
+def _bucket(finished: int) -> int:
+    """Finished trials of the band, rounded down to 0, 10, 30, 100, 300, 1000, 3000."""
+    marks = [0, 10, 30, 100, 300, 1000, 3000]
+    return max(m for m in marks if m <= finished)
+
+
+def cmd_speedup(args) -> list[dict]:
+    """W = 1, 4, ... with `--epoch-seconds` trials of `--epochs` epochs and no pruning (every trial
+    lasts the same): speedup = trials/s at W over trials/s at 1."""
+    os.environ["SLEEP_EPOCH_SECONDS"] = str(args.epoch_seconds)
+    rows = []
+    for workers in args.workers:
+        trials = max(args.waves * workers, 3)
+        raw = study_raw(args.bands, trials, workers, args.epochs, "none")
+        with tempfile.TemporaryDirectory() as folder:
+            row = run_bandsearch(raw, workers, Path(folder), args.server)
+        row.update(kind="speedup", workers=workers, epochs=args.epochs, epoch_seconds=args.epoch_seconds,
+                   server=args.server)
+        rows.append(row)
+    base = rows[0]["trials_per_s"] / rows[0]["workers"]
+    for row in rows:
+        row["speedup"] = row["trials_per_s"] / base
+    return rows
+
+
+def cmd_throughput(args) -> list[dict]:
+    """Short trials (the driver is the bottleneck): trials/s and driver CPU as the study grows."""
+    os.environ["SLEEP_EPOCH_SECONDS"] = str(args.epoch_seconds)
+    rows = []
+    for workers in args.workers:
+        raw = study_raw(args.bands, args.trials, workers, args.epochs, "median")
+        folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="scale-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "scale.yaml").write_text(yaml.safe_dump(raw))
+        row = run_bandsearch(raw, workers, folder, args.server)
+        row.update(kind="throughput", workers=workers, bands=args.bands, trials_per_band=args.trials,
+                   epochs=args.epochs, epoch_seconds=args.epoch_seconds, server=args.server, folder=str(folder))
+        rows.append(row)
+    return rows
+
+
+def cmd_resume(args) -> list[dict]:
+    """A kept study (`throughput --keep`): `launch` it again with one more trial per band, timing
+    the start to the first new trial (the CLI's own log line), and time `bandsearch status`."""
+    folder = Path(args.folder)
+    raw = yaml.safe_load((folder / "scale.yaml").read_text())
+    budget = raw["search"]["trials_per_band"] + 1
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'benchmarks'}", "SLEEP_EPOCH_SECONDS": "0"}
+    bandsearch = [str(Path(sys.executable).parent / "bandsearch"), "--run-dir", str(folder)]
+    started = time.perf_counter()
+    status = subprocess.run([*bandsearch, "status", "scale", "--json"], env=env, capture_output=True, text=True)
+    status_s = time.perf_counter() - started
+    assert status.returncode == 0, status.stderr
+    total = sum(row["finished"] for row in json.loads(status.stdout)["bands"]) if status.stdout.startswith("{") \
+        else None
+    started = time.perf_counter()
+    process = subprocess.Popen([*bandsearch, "-v", "launch", str(folder / "scale.yaml"), "--study", "scale",
+                                "--trials", str(budget), "--workers", "8", "--num-cpus", "8", "--progress", "json"],
+                               env=env, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True)
+    first_trial_s = None
+    for line in process.stdout:
+        if first_trial_s is None and "submitted trial" in line:
+            first_trial_s = time.perf_counter() - started
+    process.wait()
+    return [{"kind": "resume", "finished_trials": total, "status_s": status_s, "first_new_trial_s": first_trial_s,
+             "launch_total_s": time.perf_counter() - started, "returncode": process.returncode}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("speedup", "throughput", "optuna", "tune"):
+        p = sub.add_parser(name)
+        p.add_argument("--workers", type=int, nargs="+", default=[1, 4, 16, 64] if name == "speedup" else [16])
+        p.add_argument("--bands", type=int, default=1)
+        p.add_argument("--trials", type=int, default=300, help="trials per band")
+        p.add_argument("--epochs", type=int, default=2 if name == "speedup" else 3)
+        p.add_argument("--epoch-seconds", type=float, default=5.0 if name == "speedup" else 0.0)
+        p.add_argument("--waves", type=int, default=4, help="speedup: trials = waves x W")
+        p.add_argument("--server", action="store_true", help="a real mlflow server and the gRPC storage proxy")
+        p.add_argument("--keep", help="throughput: keep the study in this folder (for `resume`)")
+    sub.add_parser("resume").add_argument("folder")
+    sub.add_parser("plot")
+    args = parser.parse_args()
+    if args.command == "plot":
+        from scale_plot import plot
+
+        plot(RESULTS, FIGURES)
+        return
+    from scale_others import cmd_optuna, cmd_tune
+
+    commands = {"speedup": cmd_speedup, "throughput": cmd_throughput, "resume": cmd_resume, "optuna": cmd_optuna,
+                "tune": cmd_tune}
+    rows = commands[args.command](args)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as out:
+        for row in rows:
+            out.write(json.dumps({**row, "command": " ".join(sys.argv[1:]), "cpus": os.cpu_count()}) + "\n")
+            print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()
