@@ -124,9 +124,9 @@ def _import_worker(seconds: float) -> None:
 def warm_workers(workers: int) -> None:
     """Start W Ray worker processes with the trial code imported, as on a cluster that has run
     trials before: a fresh process pays about 3 s of imports on its first trial, once."""
-    from search import cluster
-
     import ray
+
+    from search import cluster
 
     ray.get([cluster.start(_import_worker, 2.0) for _ in range(workers)])
 

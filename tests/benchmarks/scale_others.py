@@ -27,6 +27,7 @@ class _OptunaReporter:
 
 def _space_and_strategies(args):
     from scale import study_raw
+
     from search.config import parse_config
     from search.strategies import build_pruner, build_sampler
 
