@@ -62,6 +62,8 @@ BAD_INPUTS = {
         "space.optimizer.adam.beta2", "must be in [0.0, 1.0)"),
     "unknown sampler option": (
         {"search": {"sampler": {"name": "tpe", "n_startup": 3}}}, "search.sampler.n_startup", "takes no option"),
+    "TPE history below 1": (
+        {"search": {"sampler": {"name": "tpe", "history": 0}}}, "search.sampler", "history: must be a whole number"),
     "unknown source kind": ({"task": {"sources": [{"kind": "wind"}]}}, "task.sources[0].kind", "unknown source"),
     "unknown room key": (
         {"task": {"sources": [{"kind": "reverberant", "rt60": [0.2, 0.4]}]}}, "task.sources[0].rt60", "unknown key"),

@@ -49,7 +49,9 @@ def study_raw(bands: int, trials: int, workers: int, epochs: int, pruner: str) -
     raw["search"].update(trials_per_band=trials, workers=workers)
     if pruner == "none":
         raw["search"]["pruner"] = "none"
-    raw["task"].update(n_train=256, n_val=64, n_fft=2048)  # 2048 points: 7.8 Hz bins, so 31.5 Hz has some
+    # 2048 points: 7.8 Hz bins, so 31.5 Hz has some; mics 2 cm apart: alias-free to 8.6 kHz.
+    raw["task"].update(n_train=256, n_val=64, n_fft=2048)
+    raw["task"]["array"]["spacing_m"] = 0.02
     raw["training"]["epochs"] = epochs
     centres = [1000, 500, 3000][:bands] if bands <= 3 else THIRD_OCTAVES[-bands:]
     raw["bands"] = [{"name": f"{c:g}", "center_hz": c, "width_hz": round(0.2316 * c, 2)} for c in centres]
@@ -269,8 +271,7 @@ def cmd_resume(args) -> list[dict]:
     status = subprocess.run([*bandsearch, "status", "scale", "--json"], env=env, capture_output=True, text=True)
     status_s = time.perf_counter() - started
     assert status.returncode == 0, status.stderr
-    total = sum(row["finished"] for row in json.loads(status.stdout)["bands"]) if status.stdout.startswith("{") \
-        else None
+    total = sum(row["finished"] for row in json.loads(status.stdout))
     started = time.perf_counter()
     process = subprocess.Popen([*bandsearch, "-v", "launch", str(folder / "scale.yaml"), "--study", "scale",
                                 "--trials", str(budget), "--workers", "8", "--num-cpus", "8", "--progress", "json"],

@@ -43,6 +43,16 @@ def _config(plan, config, trial) -> dict:
     return to_dict(plan.train_config(config.training, plan.space.sample(trial)))
 
 
+class _DefineByRun:
+    """The band's space as OptunaSearch's define-by-run function (a class: Tune pickles it)."""
+
+    def __init__(self, plan, config):
+        self.plan, self.config = plan, config
+
+    def __call__(self, trial) -> None:
+        _config(self.plan, self.config, trial)
+
+
 def cmd_optuna(args) -> list[dict]:
     """Optuna alone: study.optimize with W threads on a journal file, the same sampler and pruner."""
     import optuna
@@ -78,14 +88,14 @@ def cmd_tune(args) -> list[dict]:
 
     plan, config, sampler, _ = _space_and_strategies(args)
     rows = []
+    define = _DefineByRun(plan, config)
     for workers in args.workers:
-        def define(trial):
-            _config(plan, config, trial)
-
         def trainable(params):
             import sleep_objective as objective
 
-            train_config = {**params, "epochs": args.epochs}
+            import optuna
+
+            train_config = _config(define.plan, define.config, optuna.trial.FixedTrial(params))
 
             class Reporter:
                 def report(self, epoch, metrics):

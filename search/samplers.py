@@ -1,0 +1,83 @@
+"""TPE as the driver runs it: one storage read per ask, and a bounded history, so the driver's cost
+per trial stays small and stops growing with the study.
+
+Optuna's TPE with `constant_liar` reads every trial from the storage several times per ask (once
+per parameter group, to see the trials in flight): over an RDB or the gRPC proxy each read
+fetches every running trial again (about 150 ms per ask with 16 in flight, measured by
+tests/benchmarks/scale.py). In bandsearch the driver is a study's only asker, so every trial in
+flight was sampled before the ask began: one snapshot per ask (Optuna's per-ask trial cache) sees
+them all.
+
+TPE also models every finished trial at every ask: its cost grows linearly with the study
+(about 30 ms per ask at 1,000 trials on the default space, against 5 ms at 10), and one driver
+asks for every band of a launch. TPE splits the trials into the best ones ("below", at most 25
+by Optuna's default gamma) and the rest ("above"), which it already weights down the older they
+are. With `history`, TPE sees at each ask the best `keep_best` completed trials, the `history`
+most recent finished ones and every running one: the "below" set is unchanged, only the oldest
+"above" trials leave the model. Up to `history` finished trials it is TPE exactly.
+tests/benchmarks/tpe_history.py measures what the bound costs in search quality.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+KEEP_BEST = 25  # Optuna's default gamma never puts more trials than this in the "below" set
+
+
+def recent_and_best(trials: list[FrozenTrial], history: int, maximize: bool,
+                    keep_best: int = KEEP_BEST) -> list[FrozenTrial]:
+    """`trials` (in number order) cut to the running ones, the `keep_best` best completed ones
+    and the `history` most recent finished ones; all of them while no more than `history` ended."""
+    finished = [t for t in trials if t.state != TrialState.RUNNING]
+    if len(finished) <= history:
+        return trials
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    best = sorted(complete, key=lambda t: t.value, reverse=maximize)[:keep_best]
+    keep = {t.number for t in best} | {t.number for t in finished[-history:]}
+    return [t for t in trials if t.state == TrialState.RUNNING or t.number in keep]
+
+
+class _AskView:
+    """A study as TPE sees it during one ask: every call passes through, but trials come from the
+    ask's one snapshot, cut to the history window when there is one."""
+
+    def __init__(self, study: optuna.Study, history: int | None):
+        self._study = study
+        self._history = history
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[FrozenTrial]:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=True)
+        if self._history is None or self._study._is_multi_objective():
+            return trials
+        return recent_and_best(trials, self._history, self._study.direction == StudyDirection.MAXIMIZE)
+
+
+class BoundedTPESampler(optuna.samplers.TPESampler):
+    """TPESampler (all its options) reading the study once per ask and modelling at most
+    `history` recent finished trials plus the best ones (`history: null`: all of them). For a
+    study with one asker: trials another process starts during an ask are not seen by it."""
+
+    def __init__(self, *, history: int | None = None, **options: Any):
+        if history is not None and (isinstance(history, bool) or not isinstance(history, int) or history < 1):
+            raise ValueError(f"history: must be a whole number >= 1 or null, got {history!r}")
+        super().__init__(**options)
+        self.history = history
+
+    def _view(self, study: optuna.Study) -> Any:
+        return _AskView(study, self.history)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return super().infer_relative_search_space(self._view(study), trial)
+
+    def _sample(self, study: optuna.Study, trial: FrozenTrial,
+                search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return super()._sample(self._view(study), trial, search_space)

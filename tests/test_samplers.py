@@ -1,0 +1,77 @@
+"""BoundedTPESampler: TPE exactly while a study is small, a bounded model once it is large."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from search.samplers import KEEP_BEST, BoundedTPESampler, recent_and_best
+from search.strategies import build_sampler
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _objective(trial: optuna.Trial) -> float:
+    x = trial.suggest_float("x", -5, 5)
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    y = trial.suggest_float("y", 0, 1) if kind == "a" else trial.suggest_float("z", 1e-4, 1, log=True)
+    return (x - 1) ** 2 + y
+
+
+def _frozen(number: int, value: float | None, state: TrialState = TrialState.COMPLETE) -> optuna.trial.FrozenTrial:
+    trial = create_trial(state=state, value=value if state == TrialState.COMPLETE else None,
+                         params={}, distributions={})
+    trial.number = number
+    return trial
+
+
+def test_the_window_keeps_running_best_and_recent_trials() -> None:
+    trials = [_frozen(n, float(n)) for n in range(100)] + [_frozen(100, None, TrialState.RUNNING)]
+    kept = recent_and_best(trials, history=10, maximize=False, keep_best=5)
+    assert [t.number for t in kept] == [0, 1, 2, 3, 4, *range(90, 101)]
+    kept = recent_and_best(trials, history=10, maximize=True, keep_best=5)
+    assert [t.number for t in kept] == [*range(90, 101)]  # the best five are among the recent ones
+    assert recent_and_best(trials, history=100, maximize=False) == trials
+
+
+def test_a_study_within_the_history_samples_exactly_as_tpe() -> None:
+    options = {"multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 5, "seed": 3}
+    studies = [optuna.create_study(sampler=sampler) for sampler in
+               (optuna.samplers.TPESampler(**options), BoundedTPESampler(history=40, **options))]
+    for study in studies:
+        study.optimize(_objective, n_trials=40)
+    assert [t.params for t in studies[0].trials] == [t.params for t in studies[1].trials]
+
+
+class _Recording(BoundedTPESampler):
+    """Counts the trials each of TPE's density estimates is built from."""
+
+    sizes: list[int]
+
+    def _build_parzen_estimator(self, study, search_space, trials, handle_below):
+        self.sizes.append(len(trials))
+        return super()._build_parzen_estimator(study, search_space, trials, handle_below)
+
+
+@pytest.mark.parametrize("history", [30, None])
+def test_a_large_study_models_at_most_the_history_and_the_best(history) -> None:
+    sampler = _Recording(history=history, multivariate=True, group=True, n_startup_trials=5, seed=0)
+    sampler.sizes = []
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(_objective, n_trials=120)
+    late = sampler.sizes[-20:]
+    if history is None:
+        assert max(late) > history_bound(30)  # plain TPE models far more than the bound
+    else:
+        assert max(late) <= history_bound(history)
+    assert study.best_value < 0.5  # and it still finds the optimum's neighbourhood
+
+
+def history_bound(history: int) -> int:
+    return history + KEEP_BEST
+
+
+def test_the_default_sampler_is_bounded() -> None:
+    sampler = build_sampler({"name": "tpe"}, seed=0)
+    assert isinstance(sampler, BoundedTPESampler) and sampler.history is not None
