@@ -91,9 +91,8 @@ def cmd_tune(args) -> list[dict]:
     define = _DefineByRun(plan, config)
     for workers in args.workers:
         def trainable(params):
-            import sleep_objective as objective
-
             import optuna
+            import sleep_objective as objective
 
             train_config = _config(define.plan, define.config, optuna.trial.FixedTrial(params))
 
