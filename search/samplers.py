@@ -20,6 +20,7 @@ tests/benchmarks/tpe_history.py measures what the bound costs in search quality.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import optuna
@@ -45,20 +46,20 @@ def recent_and_best(trials: list[FrozenTrial], history: int, maximize: bool,
 
 class _AskView:
     """A study as TPE sees it during one ask: every call passes through, but trials come from the
-    ask's one snapshot, cut to the history window when there is one."""
+    ask's one snapshot, cut to the sampler's history window."""
 
-    def __init__(self, study: optuna.Study, history: int | None):
+    def __init__(self, study: optuna.Study, sampler: BoundedTPESampler):
         self._study = study
-        self._history = history
+        self._sampler = sampler
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
 
     def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=True)
-        if self._history is None or self._study._is_multi_objective():
-            return trials
-        return recent_and_best(trials, self._history, self._study.direction == StudyDirection.MAXIMIZE)
+        trials = self._sampler.window(self._study)
+        if states is not None:
+            trials = [t for t in trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
 
 
 class BoundedTPESampler(optuna.samplers.TPESampler):
@@ -71,13 +72,21 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
             raise ValueError(f"history: must be a whole number >= 1 or null, got {history!r}")
         super().__init__(**options)
         self.history = history
+        self._windows: tuple[list[FrozenTrial], list[FrozenTrial]] | None = None  # (snapshot, its window)
 
-    def _view(self, study: optuna.Study) -> Any:
-        return _AskView(study, self.history)
+    def window(self, study: optuna.Study) -> list[FrozenTrial]:
+        """The trials TPE models at this ask: the ask's snapshot (Optuna's per-ask cache), cut once."""
+        snapshot = study._get_trials(deepcopy=False, use_cache=True)
+        if self._windows is None or self._windows[0] is not snapshot:
+            bounded = self.history is not None and not study._is_multi_objective()
+            window = recent_and_best(snapshot, self.history, study.direction == StudyDirection.MAXIMIZE) \
+                if bounded else snapshot
+            self._windows = (snapshot, window)
+        return self._windows[1]
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return super().infer_relative_search_space(self._view(study), trial)
+        return super().infer_relative_search_space(_AskView(study, self), trial)
 
     def _sample(self, study: optuna.Study, trial: FrozenTrial,
                 search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return super()._sample(self._view(study), trial, search_space)
+        return super()._sample(_AskView(study, self), trial, search_space)

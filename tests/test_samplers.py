@@ -75,3 +75,34 @@ def history_bound(history: int) -> int:
 def test_the_default_sampler_is_bounded() -> None:
     sampler = build_sampler({"name": "tpe"}, seed=0)
     assert isinstance(sampler, BoundedTPESampler) and sampler.history is not None
+
+
+class _CountingStorage(optuna.storages.InMemoryStorage):
+    reads = 0
+
+    def get_all_trials(self, *args, **kwargs):
+        self.reads += 1
+        return super().get_all_trials(*args, **kwargs)
+
+
+def _reads_per_ask(sampler: optuna.samplers.BaseSampler) -> float:
+    """Storage reads of all trials per ask, with four trials in flight (constant liar reads them)."""
+    storage = _CountingStorage()
+    study = optuna.create_study(storage=storage, sampler=sampler)
+    study.optimize(_objective, n_trials=20)
+    in_flight = [study.ask() for _ in range(4)]
+    for trial in in_flight:
+        _objective(trial)
+    storage.reads = 0
+    for _ in range(10):
+        trial = study.ask()
+        study.tell(trial, _objective(trial))
+    return storage.reads / 10
+
+
+def test_one_storage_read_per_ask_with_trials_in_flight() -> None:
+    options = {"multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 5, "seed": 0}
+    baseline = _reads_per_ask(optuna.samplers.RandomSampler(seed=0))  # what ask and tell read anyway
+    plain = _reads_per_ask(optuna.samplers.TPESampler(**options))
+    bounded = _reads_per_ask(BoundedTPESampler(history=500, **options))
+    assert bounded - baseline <= 1.0 < plain - baseline
