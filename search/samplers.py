@@ -34,8 +34,9 @@ KEEP_BEST = 25  # Optuna's default gamma never puts more trials than this in the
 def recent_and_best(trials: list[FrozenTrial], history: int, maximize: bool,
                     keep_best: int = KEEP_BEST) -> list[FrozenTrial]:
     """`trials` (in number order) cut to the running ones, the `keep_best` best completed ones
-    and the `history` most recent finished ones; all of them while no more than `history` ended."""
-    finished = [t for t in trials if t.state != TrialState.RUNNING]
+    and the `history` most recent finished (complete or pruned) ones; all of them while no more
+    than `history` finished. Failed and waiting trials, which TPE does not model, do not count."""
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     if len(finished) <= history:
         return trials
     complete = [t for t in finished if t.state == TrialState.COMPLETE]

@@ -33,6 +33,9 @@ def test_the_window_keeps_running_best_and_recent_trials() -> None:
     kept = recent_and_best(trials, history=10, maximize=True, keep_best=5)
     assert [t.number for t in kept] == [*range(90, 101)]  # the best five are among the recent ones
     assert recent_and_best(trials, history=100, maximize=False) == trials
+    failed = [*trials[:100], _frozen(100, None, TrialState.FAIL), _frozen(101, None, TrialState.RUNNING)]
+    kept = recent_and_best(failed, history=10, maximize=False, keep_best=5)
+    assert [t.number for t in kept] == [0, 1, 2, 3, 4, *range(90, 100), 101]  # a failure takes no place
 
 
 def test_a_study_within_the_history_samples_exactly_as_tpe() -> None:
