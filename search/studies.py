@@ -16,7 +16,6 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from objectives.train.models import ModelConfig, model_from_dict
@@ -77,25 +76,17 @@ def band_study_name(study: str, band: str) -> str:
     return f"{study}/{band}"
 
 
-def band_summaries(storage: BaseStorage, study: str) -> dict[str, optuna.study.StudySummary]:
-    """The band studies of `study` in `storage`, by band name, in creation order."""
-    prefix = f"{study}/"
-    return {
-        summary.study_name.removeprefix(prefix): summary
-        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
-        if summary.study_name.startswith(prefix)
-    }
-
-
 def open_band_studies(storage_url: str, study: str) -> dict[str, optuna.Study]:
     """Every band study of `study`, by band name; a clear error if there is none."""
     storage = open_storage(storage_url)
-    summaries = band_summaries(storage, study)
-    if not summaries:
+    prefix = f"{study}/"
+    # Names only: Optuna's study summaries would copy every trial of every band first.
+    names = [s.study_name for s in storage.get_all_studies() if s.study_name.startswith(prefix)]
+    if not names:
         raise BandsearchError(
             f"no study named {study!r} in {mask(storage_url)}; `bandsearch studies` lists what is there"
         )
-    return {band: optuna.load_study(study_name=s.study_name, storage=storage) for band, s in summaries.items()}
+    return {name.removeprefix(prefix): optuna.load_study(study_name=name, storage=storage) for name in names}
 
 
 def snapshot(study: optuna.Study) -> dict[str, Any]:

@@ -49,7 +49,7 @@ def deterministic(values: dict[str, float]) -> dict[str, float]:
 
 
 def write_yaml(path: Path, data: Any) -> Path:
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))  # the file's order is the study's (choices)
     return path
 
 

@@ -144,6 +144,18 @@ def test_resume_with_a_different_task_is_refused(finished) -> None:
         Launch(changed, "e2e", settings).prepare()
 
 
+def test_resume_with_the_optimizers_reordered_is_refused(finished) -> None:
+    """Optuna's categorical keeps the order of its choices: a reordered space would crash the first
+    ask of the resumed study ("does not support dynamic value space") instead of a clear refusal."""
+    _, settings, _ = finished
+    raw = tiny_config()
+    raw["space"]["optimizer"] = dict(reversed(list(raw["space"]["optimizer"].items())))
+    from search.errors import BandsearchError
+
+    with pytest.raises(BandsearchError, match=r"order of choices \(\{'optimizer': \['sgd', 'adam'\]\}"):
+        Launch(parse_config(raw, source="reordered.yaml"), "e2e", settings).prepare()
+
+
 def test_trials_left_running_by_a_dead_driver_are_failed_and_retried(tmp_path, ray_local) -> None:
     settings = Settings.resolve(run_dir=str(tmp_path))
     config = parse_config(tiny_config(bands=[{"center_hz": 1000}], search={"trials_per_band": 2}), source="t.yaml")

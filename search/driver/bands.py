@@ -16,6 +16,7 @@ from search.driver.transfer import seed_band
 from search.errors import BandsearchError
 from search.objective import Objective
 from search.settings import Settings
+from search.space import BRANCHES
 from search.storage import open_storage
 from search.strategies import build_pruner, build_sampler
 from search.studies import (
@@ -92,6 +93,14 @@ def _today(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "training": {**training, "model": built}}
 
 
+def branch_order(space: Any) -> dict[str, list[str]]:
+    """The names under each mapping that is a choice (`space.optimizer`, `space.schedule`), in the
+    file's order: Optuna takes them as a categorical's choices, whose order is part of it."""
+    if not isinstance(space, dict):
+        return {}
+    return {kind: list(space[kind]) for kind in BRANCHES if isinstance(space.get(kind), dict)}
+
+
 def open_studies(config: StudyConfig, study_name: str, settings: Settings,
                  experiment_id: str) -> list[tuple[BandPlan, optuna.Study]]:
     """Create or resume each band's study, in the objective's direction; a resume with a changed
@@ -112,6 +121,9 @@ def open_studies(config: StudyConfig, study_name: str, settings: Settings,
             wanted, found = _today(record), _today(found)
             compared = wanted.keys() | {"objective"}
             changed = sorted(key for key in compared if found.get(key) != wanted.get(key))
+            if not changed and branch_order(found.get("space")) != branch_order(wanted["space"]):
+                changed = [f"order of choices ({branch_order(found.get('space'))} then, "
+                           f"{branch_order(wanted['space'])} now: Optuna's categorical keeps its order)"]
             if changed:
                 raise BandsearchError(
                     f"{config.source}: study {study_name!r} band {plan.band.name} was created from "

@@ -9,6 +9,7 @@ by default, or any object with its four calls.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import deque
 from typing import Any
 
@@ -176,6 +177,9 @@ class Launch:
         except InvalidConfig as err:  # e.g. Nesterov drawn with momentum 0: a bad point, not a bad study
             self.outcomes.fail(band, trial, None, "failed", f"invalid configuration: {err}")
             return None
+        except BaseException:  # the sampler itself failed: the launch stops, the trial is not left RUNNING
+            self.outcomes.fail(band, trial, None, "failed", traceback.format_exc())
+            raise
         config_dict = to_dict(config)
         run_id = self.tracker.start_run(
             self.experiment_id,

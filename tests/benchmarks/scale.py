@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -202,6 +204,8 @@ def summarize(meter: Meter, loop_cpu: float, writer_cpu: float, wall: float, wor
     per_trial_ms["other (loop, progress)"] = 1000 * (loop_cpu - accounted) / trials
     per_trial_ms["mlflow writer thread"] = 1000 * writer_cpu / trials
     half = meter.done[len(meter.done) // 2:]
+    # Steady state: from the end of the first wave of W trials to the start of the last wave.
+    steady = meter.done[workers - 1: len(meter.done) - workers] if len(meter.done) > 2 * workers + 1 else []
     buckets: dict[int, list[float]] = defaultdict(list)
     for finished, cpu in meter.per_trial:
         buckets[_bucket(finished)].append(cpu)
@@ -210,6 +214,7 @@ def summarize(meter: Meter, loop_cpu: float, writer_cpu: float, wall: float, wor
         "wall_s": wall,
         "trials_per_s": trials / wall,
         "trials_per_s_second_half": (len(half) - 1) / (half[-1] - half[0]) if len(half) > 2 else None,
+        "trials_per_s_steady": (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else None,
         "driver_cpu_ms_per_trial": per_trial_ms,
         "driver_cpu_ms_per_trial_total": 1000 * (loop_cpu + writer_cpu) / trials,
         "driver_ceiling_trials_per_s": trials / (loop_cpu + writer_cpu),
@@ -237,9 +242,10 @@ def cmd_speedup(args) -> list[dict]:
         row.update(kind="speedup", workers=workers, epochs=args.epochs, epoch_seconds=args.epoch_seconds,
                    server=args.server)
         rows.append(row)
-    base = rows[0]["trials_per_s"] / rows[0]["workers"]
-    for row in rows:
-        row["speedup"] = row["trials_per_s"] / base
+    base = rows[0]["trials_per_s_steady"] / rows[0]["workers"]
+    for row in rows:  # in steady state; a launch's first and last waves ramp up and drain
+        row["speedup"] = row["trials_per_s_steady"] / base
+        row["speedup_whole_run"] = row["trials_per_s"] * rows[0]["workers"] / rows[0]["trials_per_s"]
     return rows
 
 
@@ -251,7 +257,7 @@ def cmd_throughput(args) -> list[dict]:
         raw = study_raw(args.bands, args.trials, workers, args.epochs, "median")
         folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="scale-"))
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "scale.yaml").write_text(yaml.safe_dump(raw))
+        (folder / "scale.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))  # the order of choices counts
         row = run_bandsearch(raw, workers, folder, args.server)
         row.update(kind="throughput", workers=workers, bands=args.bands, trials_per_band=args.trials,
                    epochs=args.epochs, epoch_seconds=args.epoch_seconds, server=args.server, folder=str(folder))
@@ -260,29 +266,33 @@ def cmd_throughput(args) -> list[dict]:
 
 
 def cmd_resume(args) -> list[dict]:
-    """A kept study (`throughput --keep`): `launch` it again with one more trial per band, timing
-    the start to the first new trial (the CLI's own log line), and time `bandsearch status`."""
+    """A kept study (`throughput --keep`): time `bandsearch status` on it, and `launch` it again with
+    one more trial per band, timing the start to the first new trial's submission (the CLI's own
+    log line), then interrupting it (Ctrl-C: the launch ends cleanly)."""
     folder = Path(args.folder)
     raw = yaml.safe_load((folder / "scale.yaml").read_text())
     budget = raw["search"]["trials_per_band"] + 1
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'benchmarks'}", "SLEEP_EPOCH_SECONDS": "0"}
-    bandsearch = [str(Path(sys.executable).parent / "bandsearch"), "--run-dir", str(folder)]
+    bandsearch, where = str(Path(sys.executable).parent / "bandsearch"), ["--run-dir", str(folder)]
     started = time.perf_counter()
-    status = subprocess.run([*bandsearch, "status", "scale", "--json"], env=env, capture_output=True, text=True)
+    status = subprocess.run([bandsearch, "status", "scale", "--json", *where], env=env, capture_output=True,
+                            text=True)
     status_s = time.perf_counter() - started
     assert status.returncode == 0, status.stderr
     total = sum(row["finished"] for row in json.loads(status.stdout))
     started = time.perf_counter()
-    process = subprocess.Popen([*bandsearch, "-v", "launch", str(folder / "scale.yaml"), "--study", "scale",
+    process = subprocess.Popen([bandsearch, "-v", "launch", str(folder / "scale.yaml"), "--study", "scale", *where,
                                 "--trials", str(budget), "--workers", "8", "--num-cpus", "8", "--progress", "json"],
                                env=env, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True)
     first_trial_s = None
     for line in process.stdout:
-        if first_trial_s is None and "submitted trial" in line:
+        if re.search(r"band \S+ trial \d+ submitted", line):  # the driver's log line at -v
             first_trial_s = time.perf_counter() - started
-    process.wait()
+            process.send_signal(signal.SIGINT)  # the measure is taken; end the launch cleanly
+            break
+    process.communicate(timeout=300)
     return [{"kind": "resume", "finished_trials": total, "status_s": status_s, "first_new_trial_s": first_trial_s,
-             "launch_total_s": time.perf_counter() - started, "returncode": process.returncode}]
+             "stopped_s": time.perf_counter() - started, "returncode": process.returncode}]
 
 
 def main() -> None:
