@@ -14,22 +14,24 @@ def plot(results: Path, figures: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if "note" not in r]  # runs marked as disturbed
     speedup = [r for r in rows if r["kind"] == "speedup"]
     growth = [r for r in rows if r["kind"] == "throughput" and r.get("driver_cpu_ms_by_finished")]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     if speedup:
-        latest = {r["workers"]: r for r in speedup}  # the last run of each W
+        latest = {1: {"speedup": 1.0}, **{r["workers"]: r for r in speedup}}  # the last run of each W
         workers = sorted(latest)
         left.plot(workers, workers, "--", color="grey", label="ideal (W)")
         left.plot(workers, [0.9 * w for w in workers], ":", color="grey", label="target 0.9 W")
         left.plot(workers, [latest[w]["speedup"] for w in workers], "o-", label="bandsearch")
         left.set(xscale="log", yscale="log", xlabel="workers W (trials in flight)", ylabel="speedup vs W = 1",
-                 title=f"{latest[workers[0]]['epochs'] * latest[workers[0]]['epoch_seconds']:g}-second trials")
+                 title=f"{speedup[-1]['epochs'] * speedup[-1]['epoch_seconds']:g}-second trials")
         left.legend()
     for row in growth:
-        buckets = row["driver_cpu_ms_by_finished"]
+        # The bucket the budget itself opens holds only the last trial, which prepares nothing more.
+        buckets = {k: v for k, v in row["driver_cpu_ms_by_finished"].items() if int(k) < row["trials_per_band"]}
         label = f"{row.get('bands', 1)} band(s), W={row['workers']}" + (", mlflow server + proxy" if row.get(
-            "server") else "")
+            "server") else "") + (" (before)" if "before" in row.get("code", "") else "")
         right.plot([max(int(k), 1) for k in buckets], list(buckets.values()), "o-", label=label)
     right.set(xscale="log", xlabel="finished trials in the band", ylabel="driver thread CPU per trial (ms)",
               title="driver cost as a study grows")
