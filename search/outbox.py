@@ -99,7 +99,8 @@ class Outbox:
                 self.retry_at = 0.0
                 self._changed.notify_all()
                 while self.queue and self.retry_at <= time.monotonic():
-                    self._changed.wait()
+                    self._start_writer()  # again, should the last one have died
+                    self._changed.wait(1.0)
             empty = not self.queue
             links, self._links = self._links, deque()
         for linked, run_id in links:
@@ -116,27 +117,35 @@ class Outbox:
     def _send(self, write: _Write) -> None:
         with self._changed:
             self.queue.append(write)
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_all, name="bandsearch-mlflow-writer", daemon=True)
-                self._writer.start()
+            self._start_writer()
             self._changed.notify_all()
+
+    def _start_writer(self) -> None:
+        """Start the writer thread unless one is alive (called holding the lock)."""
+        if self._writer is None or not self._writer.is_alive():
+            self._writer = threading.Thread(target=self._write_all, name="bandsearch-mlflow-writer", daemon=True)
+            self._writer.start()
 
     def _write_all(self) -> None:
         """The writer thread: send queued writes in order, pausing while MLflow is unreachable;
         it ends when the queue is empty (the next write starts another)."""
-        while True:
-            with self._changed:
-                while self.queue and time.monotonic() < self.retry_at:
-                    self._changed.wait(self.retry_at - time.monotonic())
-                if not self.queue:
-                    self._writer = None
+        try:
+            while True:
+                with self._changed:
+                    while self.queue and time.monotonic() < self.retry_at:
+                        self._changed.wait(self.retry_at - time.monotonic())
+                    if not self.queue:
+                        return
+                    write = self.queue[0]
+                sent = self._attempt(write)
+                with self._changed:
+                    if sent:
+                        self.queue.popleft()
                     self._changed.notify_all()
-                    return
-                write = self.queue[0]
-            sent = self._attempt(write)
+        finally:
             with self._changed:
-                if sent:
-                    self.queue.popleft()
+                if self._writer is threading.current_thread():
+                    self._writer = None
                 self._changed.notify_all()
 
     def _attempt(self, write: _Write) -> bool:

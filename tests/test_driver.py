@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 from conftest import tiny_config
 from optuna.trial import TrialState
@@ -177,3 +178,33 @@ def test_a_trial_asked_but_never_sampled_by_a_dead_driver_is_retried_afresh(tmp_
     (retry,) = [t for t in trials.values() if t.user_attrs.get("retry_of") == orphan.number]
     assert retry.state == TrialState.COMPLETE and set(retry.params) >= {"optimizer", "batch_size"}
     assert resumed.bands[0].finished == 2
+
+
+class _BrokenSampler:
+    """A sampler that fails on its third draw (as TPE does when a study's choices changed order)."""
+
+    def __init__(self, sampler):
+        self.sampler, self.draws = sampler, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.sampler, name)
+
+    def sample_independent(self, *args):
+        self.draws += 1
+        if self.draws == 3:
+            raise ValueError("CategoricalDistribution does not support dynamic value space.")
+        return self.sampler.sample_independent(*args)
+
+
+def test_a_failing_sampler_stops_the_launch_and_leaves_nothing_running(tmp_path: Path) -> None:
+    launch = make_launch(tmp_path, FakeRunner(complete), trials=4, workers=2)
+    for band in launch.bands:
+        band.study.sampler = _BrokenSampler(optuna.samplers.RandomSampler(seed=0))
+    with pytest.raises(ValueError, match="dynamic value space"):
+        launch.loop()
+    trials = [t for band in launch.bands for t in band.study.get_trials()]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    broken = [t for t in trials if "dynamic value space" in t.user_attrs.get("fail_reason", "")]
+    assert len(broken) == 1 and broken[0].state == TrialState.FAIL
+    runs = runs_by_role(launch)
+    assert not [r for r in runs.get("trial", []) + runs["band"] if r["status"] == "RUNNING"]

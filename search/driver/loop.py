@@ -177,8 +177,9 @@ class Launch:
         except InvalidConfig as err:  # e.g. Nesterov drawn with momentum 0: a bad point, not a bad study
             self.outcomes.fail(band, trial, None, "failed", f"invalid configuration: {err}")
             return None
-        except BaseException:  # the sampler itself failed: the launch stops, the trial is not left RUNNING
-            self.outcomes.fail(band, trial, None, "failed", traceback.format_exc())
+        except BaseException as err:  # the sampler failed or Ctrl-C: the launch stops, the trial is not left RUNNING
+            self.outcomes.fail(band, trial, None, "failed" if isinstance(err, Exception) else "lost",
+                               traceback.format_exc())
             raise
         config_dict = to_dict(config)
         run_id = self.tracker.start_run(
