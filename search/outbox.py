@@ -166,8 +166,9 @@ class Outbox:
                 return False
             log.error("MLflow rejected %s: %s", write.method, truncate(mask(str(err)), 500))
             return True
-        if write.placeholder:
-            self.ids[write.placeholder] = result
-        if write.linked:
-            self._links.append((write.linked, result))
+        with self._changed:  # the driver's thread swaps `_links` under the same lock
+            if write.placeholder:
+                self.ids[write.placeholder] = result
+            if write.linked:
+                self._links.append((write.linked, result))
         return True
