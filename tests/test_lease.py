@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -163,12 +164,18 @@ def test_hold_renews_from_a_thread_and_releases_on_an_error(storage_url: str, mo
 
 def test_a_holder_taken_over_stops_with_the_error_naming_who(storage_url: str, monkeypatch) -> None:
     monkeypatch.setattr(lease, "RENEW_SECONDS", 0.05)
+    # Ctrl-C's own handler, as in a `bandsearch launch` process, whatever an earlier test of this
+    # session left (the real launches below check the same, each in its own process).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     taken_over = pytest.raises(BandsearchError, match=r"was taken over by another launch \(host .* pid")
-    with taken_over, Lease(storage_url, "s").hold():
-        Lease(storage_url, "s", clock=LATER).take(take_over=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until the renewer interrupts the launch, as Ctrl-C would
-            time.sleep(0.01)
+    try:
+        with taken_over, Lease(storage_url, "s").hold():
+            Lease(storage_url, "s", clock=LATER).take(take_over=True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # until the renewer interrupts the launch, as Ctrl-C would
+                time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # -- real launches, two at once (20-30 s a test on 2 idle cores) ---------------------------
