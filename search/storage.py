@@ -9,9 +9,10 @@ run folder with the proxy as its one writer.
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from optuna.storages import BaseStorage, GrpcStorageProxy, JournalStorage, RDBStorage, get_storage
@@ -65,12 +66,7 @@ def open_storage(url: str) -> BaseStorage:
     kind = storage_kind(url)
     try:
         if kind is StorageKind.DATABASE and scheme(url) == "sqlite":
-            _, sep, file = url.partition(":///")
-            if sep:
-                Path(file).parent.mkdir(parents=True, exist_ok=True)
-            # Threads of one process (the driver and its proxy) wait for SQLite's lock instead
-            # of failing with "database is locked" after the default 5 s.
-            return _cached(RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}))
+            return _cached(_sqlite_storage(url))
         if kind is StorageKind.DATABASE and scheme(url) == "postgresql":
             return _cached(_postgres_storage(url))
         if kind is StorageKind.DATABASE:
@@ -109,6 +105,22 @@ def _postgres_storage(url: str) -> RDBStorage:
             return RDBStorage(url)
     finally:
         engine.dispose()
+
+
+def _sqlite_storage(url: str) -> RDBStorage:
+    """Two processes creating a new SQLite file's tables at once collide (UNIQUE constraint failed:
+    alembic_version): each opens a file database under an exclusive lock on a file beside it."""
+    # Threads of one process (the driver and its proxy) wait for SQLite's lock instead of failing
+    # with "database is locked" after the default 5 s.
+    open_rdb = partial(RDBStorage, url, engine_kwargs={"connect_args": {"timeout": 60}})
+    _, sep, file = url.partition(":///")
+    if not sep:  # in memory: one process only
+        return open_rdb()
+    lock_path = Path(file + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return open_rdb()
 
 
 def serve_dashboard(url: str, host: str = "127.0.0.1", port: int = 8080) -> subprocess.Popen | None:

@@ -4,6 +4,7 @@ every MLflow link landing on an experiment's training runs."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -111,6 +112,25 @@ def test_open_storage_still_opens_a_journal_and_sqlite(tmp_path: Path) -> None:
     open_storage(f"journal://{tmp_path / 'a' / 'optuna.journal'}")
     open_storage(f"sqlite:///{tmp_path / 'b' / 'optuna.db'}")
     assert (tmp_path / "a").is_dir() and (tmp_path / "b" / "optuna.db").exists()
+
+
+def _open_in_step(folder: str, barrier, files: int) -> None:
+    for i in range(files):
+        barrier.wait(timeout=60)
+        open_storage(f"sqlite:///{folder}/{i}.db")
+
+
+def test_processes_creating_one_sqlite_file_at_once_all_open_it(tmp_path: Path) -> None:
+    """Without the lock beside the file, about half of these fail with "UNIQUE constraint failed:
+    alembic_version" (a launch racing `bandsearch status`, or the tests' own readers)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(3)
+    processes = [context.Process(target=_open_in_step, args=(str(tmp_path), barrier, 6)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
 
 
 @pytest.mark.parametrize(("uri", "local"), [
