@@ -15,7 +15,7 @@ from rich.table import Table
 from objectives.task import baselines
 from objectives.task.config import Band, TaskConfig
 from search import cluster
-from search.studies import BASELINES, NET_ERROR, best_trial, metric_of, open_band_studies
+from search.studies import BASELINES, NET_ERROR, best_trial, metric_of, open_band_studies, score
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def table(storage_url: str, study_name: str) -> Table:
         best = best_trial(study)
         metrics = study.user_attrs.get(BASELINES)
         out.add_row(f"{band_name} Hz",
-                    *cells(best.value if best else None, best.user_attrs.get(NET_ERROR) if best else None,
+                    *cells(score(best) if best else None, best.user_attrs.get(NET_ERROR) if best else None,
                            metrics, methods),
                     str(int(metrics["baseline.test_clips"])) if metrics else "-")
     return out

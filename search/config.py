@@ -40,6 +40,7 @@ class SearchSettings:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # None: a share of the GPUs when the cluster has any
     transfer: Any = None  # {from: {study: NAME}, top_k, lr_scaling}: search/transfer.py; None: cold start
+    objectives: Any = None  # [{metric, direction}, ...]: search/objective.py; None: objective.metric
 
     def validate(self) -> None:
         for key in ("trials_per_band", "workers"):
@@ -162,6 +163,15 @@ def _parse_bands(raw: Any, task: TaskConfig, training: TrainingSettings, space: 
     return tuple(plans)
 
 
+def _unpruned(search: SearchSettings, pruner_given: bool) -> SearchSettings:
+    """A multi-objective study runs without a pruner: Optuna cannot prune one (Trial.report and
+    should_prune are single-objective), so a pruner the YAML asks for is refused, not ignored."""
+    if pruner_given and search.pruner["name"] != "none":
+        raise InvalidConfig("search.pruner", f"{search.pruner['name']}: Optuna cannot prune a multi-objective "
+                            "study (search.objectives lists more than one); remove search.pruner or set it to none")
+    return dataclasses.replace(search, pruner={"name": "none"})
+
+
 def parse_config(data: Any, source: Path) -> StudyConfig:
     """Validate already-loaded YAML data; errors name `source` and the key path."""
     try:
@@ -196,7 +206,10 @@ def parse_config(data: Any, source: Path) -> StudyConfig:
                                 f"({task.n_train} clips); lower it or {grow_advice(task)}")
         baselines = build_dataclass(BaselineSettings, data.get("baselines"), "baselines")
         checked("baselines", baselines.validate)
-        objective = parse_objective(data.get("objective"), Path(source).parent, [p.space_raw for p in bands])
+        objective = parse_objective(data.get("objective"), Path(source).parent, [p.space_raw for p in bands],
+                                    search.objectives)
+        if objective.multi:
+            search = _unpruned(search, "pruner" in (data.get("search") or {}))
     except InvalidConfig as err:
         raise BandsearchError(f"{source}: {err.key}: {err.message}") from None
     return StudyConfig(source=Path(source), search=search, task=task, training=training, bands=bands,

@@ -104,14 +104,15 @@ def bars_with_intervals(values: dict[str, dict[str, tuple[float, float]]], ylabe
     return path
 
 
-def optuna_figure(plot: str, study, path: Path) -> Path | None:
-    """An optuna.visualization.matplotlib plot of `study` as PNG (None if it cannot be drawn)."""
+def optuna_figure(plot: str, study, path: Path, **options) -> Path | None:
+    """An optuna.visualization.matplotlib plot of `study` (with `options`) as PNG (None if it
+    cannot be drawn)."""
     import optuna.visualization.matplotlib as ovm  # heavy: loaded only when a report draws it
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            axes = getattr(ovm, plot)(study)
+            axes = getattr(ovm, plot)(study, **options)
         except (ValueError, RuntimeError, ZeroDivisionError):
             return None  # e.g. importances need at least two completed trials with varied params
     figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()

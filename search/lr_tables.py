@@ -21,7 +21,7 @@ from rich.table import Table
 from objectives.train.optim import OPTIMIZERS
 from search import figures
 from search.lr_finder import data_key, stored_results
-from search.studies import best_per_optimizer, metric_of, open_band_studies, snapshot, train_config
+from search.studies import best_per_optimizer, metric_of, open_band_studies, score, snapshot, train_config
 from search.tracking import Tracker
 
 
@@ -96,7 +96,7 @@ def study_table(storage_url: str, study_name: str) -> LrTable:
                         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
         optimizers.update(dict.fromkeys(tried))
         for optimizer, trial in best_per_optimizer(study).items():
-            table.cells[(band, optimizer)] = Cell(train_config(trial)["lr"], trial.value, tried[optimizer])
+            table.cells[(band, optimizer)] = Cell(train_config(trial)["lr"], score(trial), tried[optimizer])
     table.optimizers = _table_order(optimizers)
     return table
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from search.driver.bands import BandRun
+from search.studies import score
 
 
 def _eta(band: BandRun, since: int) -> float | None:
@@ -56,7 +57,7 @@ class LiveProgress:
         eta = _eta(band, self.start_counts[band.name])
         self.progress.update(
             self.tasks[band.name], completed=min(band.finished, band.budget), total=band.budget,
-            best=f"{best.value:.3f}" if best else "-",
+            best=f"{score(best):.3f}" if best else "-",
             states=f"{c['complete']} done {c['pruned'] + c['diverged']} pruned {c['failed']} failed "
                    f"{c['running']} running",
             eta=f"{eta:.0f}s" if eta is not None else "-",
@@ -87,7 +88,7 @@ class JsonLinesProgress:
         eta = _eta(band, self.start_counts[band.name])
         record = {
             "band": band.name, "budget": band.budget, "finished": band.finished, **band.counts,
-            "best": best.value if best else None, "best_trial": best.number if best else None,
+            "best": score(best) if best else None, "best_trial": best.number if best else None,
             "elapsed_s": round(time.monotonic() - band.started, 1), "eta_s": round(eta, 1) if eta else None,
         }
         self.stream.write(json.dumps(record) + "\n")

@@ -31,7 +31,15 @@ from search.errors import BandsearchError
 from search.lr_tables import finder_table, study_table
 from search.settings import Settings
 from search.stats import fmt, mean_ci, separated
-from search.studies import best_per_optimizer, open_band_studies, snapshot, study_model, train_config
+from search.studies import (
+    best_per_optimizer,
+    objective_of,
+    open_band_studies,
+    score,
+    snapshot,
+    study_model,
+    train_config,
+)
 from search.tracking import Tracker
 
 SEED_OFFSET = 1000  # re-run seeds differ from the study's own training seed
@@ -65,7 +73,7 @@ def _train_seed(data: BandDataset, config: dict[str, Any], seed: int) -> tuple[l
 
 def rerun_study(settings: Settings, study_name: str, seeds: int) -> tuple[dict[str, optuna.Study], list[Rerun]]:
     studies = open_band_studies(settings.storage_url, study_name)
-    reruns = [Rerun(band, name, train_config(best[name]), best[name].value)
+    reruns = [Rerun(band, name, train_config(best[name]), score(best[name]))
               for band, study in studies.items() for best in [best_per_optimizer(study)]
               for name in OPTIMIZERS if name in best]
     if not reruns:
@@ -176,14 +184,25 @@ def write_report(settings: Settings, study_name: str, seeds: int, out: Path) -> 
     md.append("## The search, per band\n")
     for band, study in studies.items():
         md.append(f"### band {band} Hz\n")
-        for plot in ("plot_optimization_history", "plot_param_importances", "plot_parallel_coordinate"):
-            path = figures.optuna_figure(plot, study, out / f"{plot.removeprefix('plot_')}_{band}.png")
+        for plot, options in search_plots(study):
+            path = figures.optuna_figure(plot, study, out / f"{plot.removeprefix('plot_')}_{band}.png", **options)
             md.append(f"![{plot} {band}]({path.name})\n" if path else f"({plot}: not enough trials to draw)\n")
     md += findings.section(by_band, {band: snapshot(studies[band])["band"]["center_hz"] for band in by_band}, to_target)
     report = out / "report.md"
     report.write_text("\n".join(md))
     _log(settings, study_name, out)
     return report
+
+
+def search_plots(study: optuna.Study) -> list[tuple[str, dict[str, Any]]]:
+    """Optuna's plots of one band's search (name, options); a multi-objective band's Pareto front
+    first, and the others on its first objective."""
+    plots = ("plot_optimization_history", "plot_param_importances", "plot_parallel_coordinate")
+    if len(study.directions) == 1:
+        return [(plot, {}) for plot in plots]
+    metrics = [goal["metric"] for goal in objective_of(study)["objectives"]]
+    first = {"target": score, "target_name": metrics[0]}
+    return [("plot_pareto_front", {"target_names": metrics}), *((plot, first) for plot in plots)]
 
 
 def _log(settings: Settings, study_name: str, folder: Path) -> None:

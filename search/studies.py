@@ -44,6 +44,7 @@ RETRIED = "retried"  # this failed trial was re-queued
 FAIL_REASON = "fail_reason"
 STOP_REASON = "stop_reason"  # "diverged" on a pruned trial whose loss went NaN/inf
 NET_ERROR = "val_angle_error_deg"  # the network's final mean angle error
+PARETO_TAGGED = "pareto_front"  # a multi-objective band: the trial numbers its runs' tags put on the front
 
 # -- the LR finder's store ------------------------------------------------------------
 FINDER_STUDY = "bandsearch:lr-finder"  # holds every range-test result, as study attributes
@@ -108,7 +109,7 @@ def experiment_of(studies: Iterable[optuna.Study]) -> str | None:
 def objective_of(study: optuna.Study) -> dict[str, Any]:
     """What the band study optimises: {function (None: the built-in loop), metric, direction}."""
     return snapshot(study).get("objective") or {"function": None, "metric": "val_accuracy",
-                                                "direction": study.direction.name.lower()}
+                                                "direction": study.directions[0].name.lower()}
 
 
 def metric_of(study: optuna.Study) -> str:
@@ -116,8 +117,31 @@ def metric_of(study: optuna.Study) -> str:
     return objective_of(study)["metric"]
 
 
+def score(trial: FrozenTrial) -> float | None:
+    """A finished trial's value on the study's first objective (the one it has if it has one)."""
+    return trial.values[0] if trial.values else None
+
+
+def _maximizing(study: optuna.Study) -> bool:
+    return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+
+
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The completed trials no other one beats on every objective, best first on the first
+    objective, earliest first among equals (a single-objective study's front is its best trial)."""
+    if len(study.directions) == 1:
+        best = best_trial(study)
+        return [best] if best else []
+    sign = -1 if _maximizing(study) else 1
+    return sorted(study.best_trials, key=lambda t: (sign * score(t), t.number))
+
+
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best completed trial, or None while there is none."""
+    """The best completed trial (of a multi-objective study: its front's best on the first
+    objective), or None while there is none."""
+    if len(study.directions) > 1:
+        front = pareto_front(study)
+        return front[0] if front else None
     try:
         return study.best_trial
     except ValueError:
@@ -128,14 +152,18 @@ def train_config(trial: FrozenTrial) -> dict[str, Any]:
     return trial.user_attrs[TRAIN_CONFIG]
 
 
+def ranked(study: optuna.Study) -> list[FrozenTrial]:
+    """The completed trials, best first on the study's first objective, earliest first among equals."""
+    sign = -1 if _maximizing(study) else 1
+    return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                  key=lambda t: (sign * score(t), t.number))
+
+
 def best_per_optimizer(study: optuna.Study) -> dict[str, FrozenTrial]:
-    """The best completed trial of each optimizer the study tried, in the study's direction."""
-    sign = 1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1
+    """The best completed trial of each optimizer the study tried, on its first objective."""
     best: dict[str, FrozenTrial] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        name = train_config(trial)["optimizer"]
-        if name not in best or sign * trial.value > sign * best[name].value:
-            best[name] = trial
+    for trial in ranked(study):
+        best.setdefault(train_config(trial)["optimizer"], trial)
     return best
 
 

@@ -57,7 +57,8 @@ class TrialJob:
 @dataclass
 class TrialOutcome:
     state: str  # complete | pruned | diverged | failed
-    value: float | None = None
+    value: float | None = None  # on the study's first objective
+    further: list[float] = field(default_factory=list)  # on the others, in a multi-objective study
     epochs: int = 0
     train_seconds: float = 0.0
     trial_seconds: float = 0.0
@@ -86,7 +87,8 @@ class MissingMetric(Exception):
 
 
 class TrialReporter:
-    """Per epoch: the objective's metric to Optuna (for pruning) and every metric to MLflow.
+    """Per epoch: the objective's metric to Optuna (for pruning; not in a multi-objective study,
+    which Optuna cannot prune) and every metric to MLflow.
 
     MLflow gets the buffered epochs in one batch every `flush_seconds` (one call per epoch
     would cost more than a short epoch; `batch_seconds` gives the interval per store); what
@@ -98,9 +100,10 @@ class TrialReporter:
     """
 
     def __init__(self, trial: optuna.Trial, run_id: str, tracking_uri: str, flush_seconds: float,
-                 retry_seconds: float = 10.0, metric: str = "val_accuracy"):
+                 retry_seconds: float = 10.0, metric: str = "val_accuracy", prunable: bool = True):
         self.trial = trial
         self.metric = metric
+        self.prunable = prunable
         self.pruned = False
         self.run_id = run_id
         self.tracking_uri = tracking_uri
@@ -120,8 +123,9 @@ class TrialReporter:
             self.flush()
         if self.metric not in metrics:
             raise MissingMetric(self.metric, f"reported at epoch {epoch}", metrics)
-        self.trial.report(float(metrics[self.metric]), epoch)
-        self.pruned = self.trial.should_prune()
+        if self.prunable:
+            self.trial.report(float(metrics[self.metric]), epoch)
+            self.pruned = self.trial.should_prune()
         self.seconds += time.perf_counter() - started
         if self.pruned:
             raise StopTraining(f"pruned after epoch {epoch}")
@@ -161,15 +165,14 @@ def _users(job: TrialJob, data: BandDataset, reporter: TrialReporter) -> tuple[d
     return {**reporter.last, **returned}, {f"final_{key}": value for key, value in returned.items()}
 
 
-def _value(final: dict[str, Any], reporter: TrialReporter) -> float:
-    """The objective's metric among the final metrics, as a number."""
-    if reporter.metric not in final:
-        raise MissingMetric(reporter.metric, "reported or returned", final)
+def _value(final: dict[str, Any], metric: str) -> float:
+    """An objective's metric among the final metrics, as a number."""
+    if metric not in final:
+        raise MissingMetric(metric, "reported or returned", final)
     try:
-        return float(final[reporter.metric])
+        return float(final[metric])
     except (TypeError, ValueError):
-        raise TypeError(f"objective.metric: {reporter.metric!r} is {final[reporter.metric]!r}, "
-                        "not a number") from None
+        raise TypeError(f"objective.metric: {metric!r} is {final[metric]!r}, not a number") from None
 
 
 def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
@@ -179,16 +182,19 @@ def run_trial(job: TrialJob, data: BandDataset, node: str = "") -> TrialOutcome:
     torch.set_num_threads(job.threads)
     study = _study(job.storage_url, job.study_name, json.dumps(job.pruner, sort_keys=True))
     reporter = TrialReporter(optuna.trial.Trial(study, job.trial_id), job.run_id, job.tracking_uri,
-                             flush_seconds=batch_seconds(job.tracking_uri), metric=job.objective.metric)
+                             flush_seconds=batch_seconds(job.tracking_uri), metric=job.objective.metric,
+                             prunable=not job.objective.multi)
     outcome = TrialOutcome(state="complete", node=node)
     training_started = time.perf_counter()
     try:
         final, outcome.metrics = (_built_in if job.objective.built_in else _users)(job, data, reporter)
-        outcome.value = _value(final, reporter)
+        values = [_value(final, metric) for metric, _ in job.objective.goals]
+        outcome.value, *outcome.further = values
+        infinite = next((m for (m, _), v in zip(job.objective.goals, values) if not math.isfinite(v)), None)
         if reporter.pruned:  # the user's function caught StopTraining and returned anyway
             outcome.state = "pruned"
-        elif not math.isfinite(outcome.value):
-            outcome.state, outcome.error = "diverged", f"objective.metric {reporter.metric!r} is {outcome.value}"
+        elif infinite is not None:
+            outcome.state, outcome.error = "diverged", f"objective.metric {infinite!r} is {final[infinite]}"
     except StopTraining:
         outcome.state, outcome.value = "pruned", reporter.last.get(reporter.metric)
     except Diverged as err:

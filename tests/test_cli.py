@@ -48,7 +48,7 @@ def test_launch_export_train(tmp_path: Path) -> None:
     recorded = document["bands"]["3000"]["result"]["val_accuracy"]
     trained = bandsearch("train", "best.yaml", "--band", "3000", "--run-dir", run_dir, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    retrained = float(re.search(r"band 3000 Hz: val acc ([0-9.]+) \(", trained.stdout).group(1))
+    retrained = float(re.search(r"band 3000 Hz: val_accuracy ([0-9.]+) \(", trained.stdout).group(1))
     assert retrained == pytest.approx(recorded, abs=0.02)
     listed = bandsearch("studies", "--run-dir", run_dir, cwd=tmp_path)
     assert listed.returncode == 0 and "cli" in listed.stdout

@@ -117,10 +117,10 @@ def test_export_and_retrain_reproduce_the_best_trial(finished, tmp_path) -> None
     write_export(best_configs(settings.storage_url, "e2e"), out)
     for band in bands:
         best = load_best_config(out, band.name)
-        assert best.val_accuracy == pytest.approx(band.best().value)
+        assert best.result["val_accuracy"] == pytest.approx(band.best().value)
         data = load_or_generate(best.task, best.band, settings.cache_dir)
         result = train(best.train, data, device="cpu")
-        assert result.val_accuracy == pytest.approx(best.val_accuracy, abs=0.02)
+        assert result.val_accuracy == pytest.approx(best.result["val_accuracy"], abs=0.02)
 
 
 def test_relaunch_resumes_to_a_larger_budget_without_duplicates(finished) -> None:

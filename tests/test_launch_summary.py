@@ -22,7 +22,7 @@ def _row(band: str, optimizer: str, lr: float, best: float | None) -> dict:
         "best_run_id": RUN_ID if best is not None else None, "angle_error_deg": 12.345 if best is not None else None,
         "baselines": {"baseline.music.accuracy": 0.6543, "baseline.music.angle_error_deg": 23.46,
                       "baseline.srp_phat.accuracy": 0.7012, "baseline.srp_phat.angle_error_deg": 104.5},
-        "parent_run_id": "a" * 32,
+        "parent_run_id": "a" * 32, "pareto": None,
     }
 
 

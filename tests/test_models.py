@@ -186,7 +186,7 @@ def test_the_users_model_runs_a_study_exports_and_retrains(tmp_path: Path) -> No
     recorded = yaml.safe_load((tmp_path / "best.yaml").read_text())["bands"]["3000"]["result"]["val_accuracy"]
     trained = bandsearch("train", str(tmp_path / "best.yaml"), "--band", "3000", "--run-dir", run_dir)
     assert trained.returncode == 0, trained.stderr
-    assert float(re.search(r"val acc ([0-9.]+) \(", trained.stdout).group(1)) == pytest.approx(recorded, abs=0.02)
+    assert float(re.search(r"val_accuracy ([0-9.]+) \(", trained.stdout).group(1)) == pytest.approx(recorded, abs=0.02)
 
 
 def test_a_node_names_the_user_code_it_cannot_import() -> None:

@@ -104,6 +104,7 @@ def train(
         loss_sum = torch.zeros((), device=device)
         meter.begin_epoch(steps)
         memory.begin_epoch(steps)
+        steps_started = time.perf_counter()
         for batch in range(steps):
             progress = epoch - 1 + batch / steps, epoch - 1 + (batch + 1) / steps
             lr = lr_factor * warmup_then(decay, *progress, config.epochs, config.warmup_epochs, config.lr, decay_params)
@@ -124,12 +125,13 @@ def train(
             meter.after_update(passes.full_seconds)
             memory.after_step()
             loss_sum += loss.detach()
-        train_loss = loss_sum.item() / steps
+        train_loss = loss_sum.item() / steps  # waits for the device, so the steps' time is all in
+        step_ms = 1e3 * (time.perf_counter() - steps_started) / steps
         if not math.isfinite(train_loss):
             raise Diverged(epoch, train_loss)
         scores = evaluate(model, val_x, val_y, data.span_deg)
         val_accuracy = scores["val_accuracy"]
-        metrics = {"train_loss": train_loss, **scores, "lr": lr, "batch_size": batch_size,
+        metrics = {"train_loss": train_loss, **scores, "lr": lr, "batch_size": batch_size, "step_ms": step_ms,
                    **meter.end_epoch(epoch, val_accuracy, passes.full_passes), **memory.end_epoch()}
         result.history.append({"epoch": epoch, **metrics})
         result.val_accuracy = val_accuracy

@@ -74,9 +74,11 @@ def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: 
 
     title = f"study {study}: best per band (accuracy / mean angle error on the same test clips)"
     network = baselines.columns(methods, rows[0]["metric"] if rows else "val_accuracy")
-    headers = ["band", *network, "optimizer", "lr", "batch", "done/pruned/failed", "MLflow run"]
-    lines = [_summary_cells(row, baselines.cells(row["best"], row["angle_error_deg"], row["baselines"], methods))
-             for row in rows]
+    pareto = any(row["pareto"] is not None for row in rows)  # a multi-objective study: its fronts' sizes
+    headers = ["band", *network, "optimizer", "lr", "batch", "done/pruned/failed", *["Pareto front"] * pareto,
+               "MLflow run"]
+    lines = [_summary_cells(row, baselines.cells(row["best"], row["angle_error_deg"], row["baselines"], methods),
+                            pareto) for row in rows]
     wide = Table(title=title)
     for header in headers:
         wide.add_column(header, no_wrap=True)
@@ -93,14 +95,17 @@ def print_summary(console: Console, study: str, rows: list[dict], tracking_uri: 
             for header, cell in zip(headers[1:], cells[1:], strict=True):
                 band.add_row(header, cell)
             console.print(band)
+    if pareto:
+        console.print(f"Pareto fronts: `bandsearch export {study}` lists each band's (best first on the first "
+                      "objective); in MLflow, filter runs on tags.bandsearch.pareto = 'true'", soft_wrap=True)
     if experiment_id:
         console.print(f"MLflow: experiment [bold]{study}[/], trial runs nested under their band's run:\n  "
                       f"{where_to_browse(tracking_uri, experiment_id)}", soft_wrap=True)
 
 
-def _summary_cells(row: dict, compared: list[str]) -> list[str]:
+def _summary_cells(row: dict, compared: list[str], pareto: bool) -> list[str]:
     """One band's summary row (search/driver/bands.py summary_row) as text, `compared` its
-    network and baseline cells."""
+    network and baseline cells; `pareto`: with its front's size."""
     config = row["config"] or {}
     return [
         f"{row['band']} Hz",
@@ -109,5 +114,6 @@ def _summary_cells(row: dict, compared: list[str]) -> list[str]:
         f"{config['lr']:.2e}" if config else "-",
         str(config.get("batch_size", "-")),
         f"{row['complete']}/{row['pruned']}/{row['failed']}",
+        *[str(row["pareto"] or "-")] * pareto,
         row["best_run_id"] or "-",
     ]

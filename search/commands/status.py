@@ -18,7 +18,16 @@ if TYPE_CHECKING:
 
 
 def band_status(study: optuna.Study) -> dict:
-    from search.studies import BUDGET, PARENT_RUN, RETRIED, best_trial, metric_of, train_config  # heavy (Optuna)
+    from search.studies import (  # heavy (Optuna)
+        BUDGET,
+        PARENT_RUN,
+        RETRIED,
+        best_trial,
+        metric_of,
+        objective_of,
+        score,
+        train_config,
+    )
 
     trials = study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
@@ -32,8 +41,8 @@ def band_status(study: optuna.Study) -> dict:
         "finished": states["complete"] + states["pruned"] + states["fail"] - retried,
         "complete": states["complete"], "pruned": states["pruned"], "failed": states["fail"] - retried,
         "retried": retried, "running": states["running"], "waiting": states["waiting"],
-        "metric": metric_of(study), "direction": study.direction.name.lower(),
-        "best": best.value if best else None, "best_trial": best.number if best else None,
+        "metric": metric_of(study), "direction": objective_of(study)["direction"],
+        "best": score(best) if best else None, "best_trial": best.number if best else None,
         "best_config": f"{config['optimizer']} lr={config['lr']:.2e} bs={config['batch_size']}" if config else None,
         "elapsed_s": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
         "mlflow_parent_run": study.user_attrs.get(PARENT_RUN),

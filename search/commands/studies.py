@@ -22,21 +22,22 @@ def run(args: argparse.Namespace) -> int:
     import optuna
 
     from search.storage import open_storage
-    from search.studies import FINDER_STUDY, LEASE_STUDY
+    from search.studies import FINDER_STUDY, LEASE_STUDY, best_trial, score
 
     storage = open_storage(existing_settings(args).storage_url)
     table = Table(title="studies")
     for column in ("study", "band", "trials", "states", "best"):
         table.add_column(column)
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         if summary.study_name in (FINDER_STUDY, LEASE_STUDY):
             continue  # range-test results (`bandsearch lr-table`) and launch leases (`bandsearch status`)
         study, _, band = summary.study_name.rpartition("/")
-        trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials(deepcopy=False)
+        loaded = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = loaded.get_trials(deepcopy=False)
         states = Counter(t.state.name.lower() for t in trials)
-        best = summary.best_trial
+        best = best_trial(loaded)
         table.add_row(study or summary.study_name, band, str(len(trials)),
                       " ".join(f"{n} {s}" for s, n in sorted(states.items())),
-                      f"{best.value:.4f}" if best else "-")
+                      f"{score(best):.4f}" if best else "-")
     Console().print(table)
     return 0

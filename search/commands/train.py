@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("config", help="file written by `bandsearch export`")
     parser.add_argument("--band", required=True, help="band name, e.g. 1000")
     parser.add_argument("--seed", type=int, help="training seed (default: the exported one)")
+    parser.add_argument("--pareto", type=int, metavar="K",
+                        help="retrain entry K of the band's Pareto front (a multi-objective study's export)")
     add_location_options(parser)
     parser.set_defaults(run=run)
 
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from objectives.train.loop import train
     from search.export import load_best_config
 
-    best = load_best_config(args.config, args.band)
+    best = load_best_config(args.config, args.band, args.pareto)
     config = best.train if args.seed is None else dataclasses.replace(best.train, seed=args.seed)
     console = Console()
     with console.status(f"building the {best.band.name} Hz dataset"):
@@ -42,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     with Progress(console=console) as progress:
         task = progress.add_task("training", total=config.epochs)
         result = train(config, data, _EpochBar(progress, task))
-    console.print(f"band {best.band.name} Hz: val acc {result.val_accuracy:.4f} "
-                  f"(the study's trial {best.trial_number}: {best.val_accuracy:.4f}) in {result.train_seconds:.1f}s")
+    retrained = result.history[-1]
+    compared = ", ".join(f"{metric} {retrained[metric]:.4g} (the study's trial {best.trial_number}: {value:.4g})"
+                         for metric, value in best.result.items() if metric in retrained)
+    console.print(f"band {best.band.name} Hz: {compared} in {result.train_seconds:.1f}s")
     return 0

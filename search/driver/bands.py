@@ -23,12 +23,15 @@ from search.studies import (
     BASELINES,
     NET_ERROR,
     PARENT_RUN,
+    PARETO_TAGGED,
     SNAPSHOT,
     UNSENT_WRITES,
     band_study_name,
     best_trial,
     metric_of,
+    pareto_front,
     run_id_of,
+    score,
     snapshot,
     train_config,
 )
@@ -113,7 +116,7 @@ def open_studies(config: StudyConfig, study_name: str, settings: Settings,
             storage=storage,
             sampler=build_sampler(config.search.sampler, config.search.seed + index),
             pruner=build_pruner(config.search.pruner),
-            direction=config.objective.direction,
+            directions=[direction for _, direction in config.objective.goals],
             load_if_exists=True,
         )
         record, found = creation_record(config, plan), snapshot(study)
@@ -164,11 +167,28 @@ def close_parent_run(band: BandRun, tracker: Any, interrupted: bool) -> None:
     best = band.best()
     if best is not None:
         tracker.log(band.parent_run_id, tags={
-            "best.trial_number": best.number, f"best.{metric_of(band.study)}": f"{best.value:.4f}",
+            "best.trial_number": best.number, f"best.{metric_of(band.study)}": f"{score(best):.4f}",
             "best.mlflow_run_id": run_id_of(band.study, best),
             **{f"best.{key}": value for key, value in flat_params(train_config(best)).items()},
         })
+    tag_pareto_front(band, tracker)
     tracker.finish(band.parent_run_id, "FINISHED" if band.remaining <= 0 and not interrupted else "KILLED")
+
+
+def tag_pareto_front(band: BandRun, tracker: Any) -> None:
+    """A multi-objective band's front in MLflow (filter runs on `tags.bandsearch.pareto = 'true'`):
+    the tag goes on its trials' runs, and turns false on those a later trial pushed off it."""
+    study = band.study
+    if len(study.directions) == 1:
+        return
+    front = {trial.number for trial in pareto_front(study)}
+    tagged = set(study.user_attrs.get(PARETO_TAGGED, []))
+    trials = study.get_trials(deepcopy=False)
+    for number in sorted(front ^ tagged):
+        if run_id := run_id_of(study, trials[number]):
+            tracker.log(run_id, tags={"bandsearch.pareto": str(number in front).lower()})
+    tracker.log(band.parent_run_id, tags={"pareto.size": str(len(front))})
+    study.set_user_attr(PARETO_TAGGED, sorted(front))
 
 
 def summary_row(band: BandRun) -> dict[str, Any]:
@@ -180,10 +200,11 @@ def summary_row(band: BandRun) -> dict[str, Any]:
         "pruned": band.counts["pruned"] + band.counts["diverged"],
         "failed": band.counts["failed"],
         "metric": metric_of(band.study),
-        "best": best.value if best else None,
+        "best": score(best) if best else None,
         "config": train_config(best) if best else None,
         "best_run_id": run_id_of(band.study, best) if best else None,
         "angle_error_deg": best.user_attrs.get(NET_ERROR) if best else None,
         "baselines": band.study.user_attrs.get(BASELINES),
+        "pareto": len(pareto_front(band.study)) if len(band.study.directions) > 1 else None,
         "parent_run_id": band.parent_run_id,
     }

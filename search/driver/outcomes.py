@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from search.driver.bands import BandRun
 from search.driver.run_params import run_name
-from search.studies import ATTEMPT, FAIL_REASON, NET_ERROR, RETRIED, RETRY_OF, STOP_REASON, metric_of
+from search.studies import ATTEMPT, FAIL_REASON, NET_ERROR, RETRIED, RETRY_OF, STOP_REASON, metric_of, score
 from search.worker import TrialOutcome
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class Outcomes:
             if "final_val_angle_error_deg" in outcome.metrics:
                 trial.set_user_attr(NET_ERROR, outcome.metrics["final_val_angle_error_deg"])
             state, _ = STATES[outcome.state]
-            band.study.tell(trial, outcome.value if state == TrialState.COMPLETE else None, state=state)
+            values = [outcome.value, *outcome.further] if outcome.further else outcome.value
+            band.study.tell(trial, values if state == TrialState.COMPLETE else None, state=state)
             band.counts[outcome.state] += 1
 
     def record(self, flight: Flight, outcome: TrialOutcome | None) -> None:
@@ -88,9 +89,9 @@ class Outcomes:
             self.tracker.finish(flight.run_id, status,
                                 name=run_name(flight.trial.number, flight.config, outcome.state) if pruned else None)
         band, best = flight.band, flight.band.best()
-        if best is not None and best.value != band.best_logged:  # the best-so-far curve, at its changes
-            band.best_logged = best.value
-            self.tracker.log(band.parent_run_id, metrics={f"best_{metric_of(band.study)}": best.value},
+        if best is not None and score(best) != band.best_logged:  # the best-so-far curve, at its changes
+            band.best_logged = score(best)
+            self.tracker.log(band.parent_run_id, metrics={f"best_{metric_of(band.study)}": score(best)},
                              step=band.finished)
 
     def fail(self, band: BandRun, trial: optuna.Trial, run_id: str | None, kind: str, reason: str) -> None:

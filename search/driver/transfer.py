@@ -12,13 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from optuna.study import StudyDirection
-from optuna.trial import TrialState
 
 from search.lr_fit import band_centres, study_fits
 from search.params import Choice, Param, Range
 from search.space import Space
-from search.studies import open_band_studies
+from search.studies import open_band_studies, ranked
 from search.transfer import TRANSFER_FROM, Transfer
 
 
@@ -30,9 +28,7 @@ def seed_band(study: optuna.Study, space: Space, centre_hz: float, transfer: Tra
     named = space.named_params()
     enqueued = 0
     for band in sorted(sources, key=lambda b: abs(math.log(centres[b] / centre_hz))):
-        finished = sources[band].get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        best = sorted(finished, key=lambda t: t.value, reverse=sources[band].direction == StudyDirection.MAXIMIZE)
-        for trial in best:
+        for trial in ranked(sources[band]):
             if enqueued >= transfer.top_k:
                 return enqueued
             optimizer = trial.params.get("optimizer") or next(iter(space.optimizers))
