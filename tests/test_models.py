@@ -196,15 +196,6 @@ def test_a_node_names_the_user_code_it_cannot_import() -> None:
         "training.model.factory: cannot import module 'custom_nets_nowhere': put custom_nets_nowhere.py on PYTHONPATH"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("name", ["cnn", "crnn"])
-def test_the_frame_networks_train_on_cuda_with_the_data_on_the_device(name: str, frames: BandDataset) -> None:
-    config = TrainConfig(optimizer="adam", lr=1e-2, epochs=2, batch_size=32, model=ModelConfig(name=name))
-    result = train(config, frames, device="cuda")
-    assert all(torch.isfinite(torch.tensor(e["train_loss"])) for e in result.history)
-    assert result.dynamics["summary.cuda_max_allocated_bytes"] >= frames.train_x.nbytes + frames.val_x.nbytes
-
-
 def test_a_study_recorded_before_the_model_table_resumes_and_a_changed_model_does_not(tmp_path: Path) -> None:
     from search.driver.bands import open_studies
     from search.settings import Settings
