@@ -1,0 +1,148 @@
+"""The search-efficiency benchmark's figures from its records (search_efficiency.py writes them):
+
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/search_efficiency_report.py [FILE.jsonl] [--png FILE]
+
+Per band, the target is the median over seeds of random search's best value at its full budget.
+Compute to target: trial-epochs (and trial seconds, one thread each) summed over a run's trials
+in the order they finished, up to the first trial whose final value reaches the target; a seed
+that never reaches it counts as infinite. Each is a median over seeds with a 95 % bootstrap
+interval (seeds resampled 10,000 times); "x less than random" is random's median over the
+method's, its interval from resampling both. The figure: best value so far against trial-epochs,
+median over seeds, shaded with the median's 95 % bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+FIGURES = Path(__file__).parent / "figures"
+RESAMPLES = 10_000
+COLD, TRANSFERRED = "tpe-median", ("transfer", "lr-seeded")
+
+
+def load(path: Path) -> dict[str, dict[str, dict[int, list]]]:
+    """runs[band][method][seed] = trials in completion order."""
+    runs: dict = defaultdict(lambda: defaultdict(dict))
+    for row in map(json.loads, path.read_text().splitlines()):
+        runs[row["band"]][row["method"]][row["seed"]] = sorted(row["trials"])
+    return runs
+
+
+def best(trials: list) -> float:
+    return max((t[3] for t in trials if t[3] is not None), default=-np.inf)
+
+
+def to_target(trials: list, target: float, column: int) -> float:
+    """Epochs (column 1) or seconds (column 2) spent until a trial reaches `target`; inf if none does."""
+    spent = 0.0
+    for trial in trials:
+        spent += trial[column]
+        if trial[3] is not None and trial[3] >= target:
+            return spent
+    return np.inf
+
+
+def bootstrap(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Medians of `values` resampled with replacement."""
+    return np.median(rng.choice(values, (RESAMPLES, len(values))), axis=1)
+
+
+def interval(medians: np.ndarray) -> tuple[float, float]:
+    return tuple(np.percentile(medians, [2.5, 97.5]))
+
+
+def _fmt(value: float) -> str:
+    return "∞" if not np.isfinite(value) else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def band_table(band: str, methods: dict[str, dict[int, list]], rng: np.random.Generator) -> tuple[list[str], dict]:
+    target = float(np.median([best(t) for t in methods["random"].values()]))
+    lines = [f"\n**band {band} Hz**: target {target:.4f} (random search's median best over "
+             f"{len(methods['random'])} seeds)\n",
+             "| method | seeds | reached | trial-epochs to target | trial seconds to target | x less than random "
+             "(epochs) | median best |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    epochs = {m: np.array([to_target(t, target, 1) for t in seeds.values()]) for m, seeds in methods.items()}
+    boot = {m: bootstrap(v, rng) for m, v in epochs.items()}
+    ratios = {}
+    for method, seeds in methods.items():
+        seconds = np.array([to_target(t, target, 2) for t in seeds.values()])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = boot["random"] / boot[method]
+            ratios[method] = (np.median(epochs["random"]) / np.median(epochs[method]), *interval(ratio))
+        low, high = interval(boot[method])
+        s_low, s_high = interval(bootstrap(seconds, rng))
+        lines.append(f"| {method} | {len(seeds)} | {int(np.isfinite(epochs[method]).sum())} | "
+                     f"{_fmt(np.median(epochs[method]))} [{_fmt(low)}, {_fmt(high)}] | "
+                     f"{_fmt(np.median(seconds))} [{_fmt(s_low)}, {_fmt(s_high)}] | "
+                     f"{ratios[method][0]:.2f} [{ratios[method][1]:.2f}, {ratios[method][2]:.2f}] | "
+                     f"{np.median([best(t) for t in seeds.values()]):.4f} |")
+    if all(m in methods for m in (COLD, *TRANSFERRED)) and all(methods[m] for m in TRANSFERRED):
+        for method in TRANSFERRED:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = boot[COLD] / boot[method]
+            low, high = interval(ratio)
+            factor = np.median(epochs[COLD]) / np.median(epochs[method])
+            lines.append(f"\n{method} against the same band cold ({COLD}): {factor:.2f}x less compute "
+                         f"[{low:.2f}, {high:.2f}]")
+    return lines, ratios
+
+
+def running_best(trials: list, grid: np.ndarray) -> np.ndarray:
+    spent = np.cumsum([t[1] for t in trials])
+    values = np.maximum.accumulate([t[3] if t[3] is not None else -np.inf for t in trials])
+    index = np.searchsorted(spent, grid, side="right") - 1
+    return np.where(index >= 0, values[np.clip(index, 0, None)], np.nan)
+
+
+def plot(runs: dict, png: Path, rng: np.random.Generator) -> None:
+    bands = sorted(runs, key=float)
+    fig, axes = plt.subplots(1, len(bands), figsize=(5.5 * len(bands), 4.2), dpi=100, squeeze=False)
+    for axis, band in zip(axes[0], bands):
+        longest = max(sum(t[1] for t in trials) for seeds in runs[band].values() for trials in seeds.values())
+        grid = np.geomspace(1, longest, 60)
+        for method, seeds in runs[band].items():
+            curves = np.array([running_best(trials, grid) for trials in seeds.values()])
+            curves[~np.isfinite(curves)] = np.nan
+            middle = np.nanmedian(curves, axis=0)
+            picks = rng.integers(0, len(curves), (1000, len(curves)))
+            medians = np.nanmedian(curves[picks], axis=1)
+            line, = axis.plot(grid, middle, label=method, drawstyle="steps-post")
+            axis.fill_between(grid, *np.nanpercentile(medians, [2.5, 97.5], axis=0), color=line.get_color(),
+                              alpha=0.15, step="post")
+        target = np.median([best(t) for t in runs[band]["random"].values()])
+        axis.axhline(target, color="0.5", linestyle=":", label="target")
+        axis.set(xscale="log", title=f"band {band} Hz", xlabel="trial-epochs",
+                 ylabel="best validation accuracy so far", ylim=(target - 0.15, target + 0.05))
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", nargs="?", default=str(FIGURES / "search_efficiency.jsonl"))
+    parser.add_argument("--png", default=str(FIGURES / "search_efficiency.png"))
+    args = parser.parse_args()
+    runs = load(Path(args.records))
+    rng = np.random.default_rng(0)
+    warnings.simplefilter("ignore", RuntimeWarning)  # medians over seeds that never reached a point: NaN, drawn as gaps
+    for band in sorted(runs, key=float):
+        lines, _ = band_table(band, runs[band], rng)
+        print("\n".join(lines))
+    plot(runs, Path(args.png), rng)
+    print(f"\nfigure: {args.png}")
+
+
+if __name__ == "__main__":
+    main()
