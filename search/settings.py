@@ -11,10 +11,14 @@ from pathlib import Path
 
 from search.errors import BandsearchError
 from search.storage import check_proxy_backend, default_proxy_backend, default_storage_url
-from search.tracking import default_tracking_uri
 from search.uris import needs_artifact_root, storage_kind, tracking_kind
 
 DEFAULT_RUN_DIR = "bandsearch-runs"
+
+
+def default_tracking_uri(run_dir: Path) -> str:
+    """MLflow on SQLite in the run folder: the embedded default (no server to start)."""
+    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
 
 
 @dataclass(frozen=True)

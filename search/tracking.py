@@ -37,10 +37,6 @@ TOKEN_TAG = "bandsearch.create_token"
 KIND_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
-def default_tracking_uri(run_dir: Path) -> str:
-    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
-
-
 def truncate(value: Any, limit: int) -> str:
     text = str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

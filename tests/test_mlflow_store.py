@@ -13,7 +13,7 @@ from read_mlflow import dump
 from services import _stop, env
 
 from search.mlflow_store import open_client, sqlite_file
-from search.tracking import default_tracking_uri
+from search.settings import default_tracking_uri
 
 pytestmark = pytest.mark.timeout(120)
 
