@@ -112,14 +112,18 @@ def _sqlite_storage(url: str) -> RDBStorage:
     alembic_version): each opens a file database under an exclusive lock on a file beside it."""
     # Threads of one process (the driver and its proxy) wait for SQLite's lock instead of failing
     # with "database is locked" after the default 5 s.
+    from sqlalchemy.engine import make_url  # Optuna's RDB storage imports SQLAlchemy anyway
+
     open_rdb = partial(RDBStorage, url, engine_kwargs={"connect_args": {"timeout": 60}})
-    _, sep, file = url.partition(":///")
-    if not sep:  # in memory: one process only
+    file = make_url(url).database
+    if not file or file == ":memory:":  # one process only
         return open_rdb()
-    lock_path = Path(file + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    Path(file).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with Path(file + ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            return open_rdb()
+    except PermissionError:  # a folder this user may only read: nothing can be created in it either
         return open_rdb()
 
 

@@ -11,7 +11,7 @@ launch leases (which driver runs which study) in another (`LEASE_STUDY`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import optuna
@@ -122,18 +122,19 @@ def score(trial: FrozenTrial) -> float | None:
     return trial.values[0] if trial.values else None
 
 
-def _maximizing(study: optuna.Study) -> bool:
-    return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+def _order(study: optuna.Study) -> Callable[[FrozenTrial], tuple]:
+    """Best first on the first objective, then on the next ones, then the earliest."""
+    signs = [-1 if d == optuna.study.StudyDirection.MAXIMIZE else 1 for d in study.directions]
+    return lambda t: (*(sign * value for sign, value in zip(signs, t.values, strict=True)), t.number)
 
 
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """The completed trials no other one beats on every objective, best first on the first
-    objective, earliest first among equals (a single-objective study's front is its best trial)."""
+    objective (then the next ones, then the earliest); a single-objective study's is its best trial."""
     if len(study.directions) == 1:
         best = best_trial(study)
         return [best] if best else []
-    sign = -1 if _maximizing(study) else 1
-    return sorted(study.best_trials, key=lambda t: (sign * score(t), t.number))
+    return sorted(study.best_trials, key=_order(study))
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -153,10 +154,9 @@ def train_config(trial: FrozenTrial) -> dict[str, Any]:
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """The completed trials, best first on the study's first objective, earliest first among equals."""
-    sign = -1 if _maximizing(study) else 1
-    return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                  key=lambda t: (sign * score(t), t.number))
+    """The completed trials, best first on the study's first objective (ties: on the next ones,
+    then the earliest), so a multi-objective study's first is its front's best."""
+    return sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=_order(study))
 
 
 def best_per_optimizer(study: optuna.Study) -> dict[str, FrozenTrial]:

@@ -121,9 +121,9 @@ class TrialReporter:
         self.pending.append((epoch, metrics))
         if time.monotonic() - self.flushed_at >= self.flush_seconds:
             self.flush()
-        if self.metric not in metrics:
-            raise MissingMetric(self.metric, f"reported at epoch {epoch}", metrics)
-        if self.prunable:
+        if self.prunable:  # a multi-objective study's metrics are checked once, at the end
+            if self.metric not in metrics:
+                raise MissingMetric(self.metric, f"reported at epoch {epoch}", metrics)
             self.trial.report(float(metrics[self.metric]), epoch)
             self.pruned = self.trial.should_prune()
         self.seconds += time.perf_counter() - started

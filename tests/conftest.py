@@ -46,7 +46,7 @@ def tiny_config(**changes: Any) -> dict[str, Any]:
 def deterministic(values: dict[str, float]) -> dict[str, float]:
     """Training metrics without wall times and memory, which no seed fixes."""
     return {k: v for k, v in values.items() if "time_" not in k and "full_grad_ms" not in k and "memory" not in k
-            and k != "step_ms"}
+            and k not in ("step_ms", "epoch_seconds")}
 
 
 def write_yaml(path: Path, data: Any) -> Path:

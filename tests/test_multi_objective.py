@@ -28,7 +28,7 @@ from search.errors import BandsearchError
 from search.report import search_plots
 from search.settings import Settings
 from search.storage import open_storage
-from search.studies import band_study_name, pareto_front
+from search.studies import band_study_name, best_trial, pareto_front, ranked
 
 ACCURACY_AND_STEP = [{"metric": "val_accuracy", "direction": "maximize"},
                      {"metric": "step_ms", "direction": "minimize"}]
@@ -86,7 +86,8 @@ def test_a_multi_objective_study_runs_unpruned_and_records_its_metrics(tmp_path:
 
 def test_step_ms_is_the_wall_time_of_a_step_and_holds_its_phases() -> None:
     """Per epoch: at least the dynamics' forward + backward + update laps and SVRG's full-gradient
-    pass, all inside the step loop; over the run, at most the training's wall time."""
+    pass, all inside the step loop; the epoch's steps together are epoch_seconds, and over the run
+    at most the training's wall time."""
     config = TrainConfig(optimizer="svrg", lr=0.05, epochs=3, batch_size=32, dynamics_every=1,
                          model=ModelConfig(settings={"hidden": 16}))
     data = small_problem()
@@ -95,7 +96,8 @@ def test_step_ms_is_the_wall_time_of_a_step_and_holds_its_phases() -> None:
     for epoch in result.history:
         phases = epoch["time_forward_ms"] + epoch["time_backward_ms"] + epoch["time_update_ms"]
         assert epoch["step_ms"] >= phases + epoch["full_grad_ms"] / steps
-    assert sum(epoch["step_ms"] * steps for epoch in result.history) / 1e3 <= result.train_seconds
+        assert epoch["epoch_seconds"] == pytest.approx(epoch["step_ms"] * steps / 1e3)
+    assert sum(epoch["epoch_seconds"] for epoch in result.history) <= result.train_seconds
 
 
 def _dominated(values: tuple[float, float], others: list[tuple[float, float]]) -> bool:
@@ -106,15 +108,18 @@ def _dominated(values: tuple[float, float], others: list[tuple[float, float]]) -
 def test_the_pareto_front_is_every_undominated_trial_best_first() -> None:
     study = optuna.create_study(directions=["maximize", "minimize"])
     distribution = {"x": FloatDistribution(0, 1)}
-    pairs = [(a / 4, b) for a, b in itertools.product(range(5), (1.0, 2.0, 3.0))] + [(0.75, 2.0), (1.0, 3.0)]
+    # A trade-off (better accuracy costs time), a duplicate, ties on the first objective, dominated ones.
+    pairs = [(0.9, 5.0), (0.8, 3.0), (0.8, 3.0), (0.8, 4.0), (0.7, 1.0), (0.6, 2.0), (0.9, 6.0), (0.5, 0.5)]
+    pairs += [(a / 4, b) for a, b in itertools.product(range(3), (1.0, 2.0))]
     for pair in pairs:
         study.add_trial(create_trial(values=list(pair), params={"x": 0.5}, distributions=distribution))
     study.add_trial(create_trial(state=TrialState.PRUNED, params={"x": 0.5}, distributions=distribution))
     expected = [n for n, pair in enumerate(pairs) if not _dominated(pair, pairs)]
     front = pareto_front(study)
-    assert sorted(t.number for t in front) == expected
-    assert [t.values[0] for t in front] == sorted((t.values[0] for t in front), reverse=True)
-    assert front[0].values == [1.0, 1.0]
+    assert sorted(t.number for t in front) == expected == [0, 1, 2, 4, 7]
+    assert [t.number for t in front] == [0, 1, 2, 4, 7]  # best first on accuracy, then time, then number
+    assert best_trial(study).number == 0 and ranked(study)[0].number == 0  # (0.9, 5) before (0.9, 6)
+    assert [t.number for t in ranked(study)][:5] == [0, 6, 1, 2, 3]
 
 
 def test_a_launch_exports_tags_and_retrains_its_pareto_fronts(tmp_path: Path) -> None:
@@ -146,10 +151,10 @@ def test_a_launch_exports_tags_and_retrains_its_pareto_fronts(tmp_path: Path) ->
         tagged = {r["run_id"] for r in runs if r["tags"].get("bandsearch.pareto") == "true"
                   and r["tags"].get("bandsearch.band") == band}
         assert tagged == {trials[n].user_attrs["mlflow_run_id"] for n in front}
-        plots = search_plots(study)  # what `bandsearch report` draws of the band's search
-        assert plots[0] == ("plot_pareto_front", {"target_names": ["val_accuracy", "step_ms"]})
-        for plot, options in plots:
-            drawn = figures.optuna_figure(plot, study, tmp_path / f"{plot}_{band}.png", **options)
+        plots = dict(search_plots(study))  # what `bandsearch report` draws of the band's search
+        assert plots["plot_pareto_front"] == {"target_names": ["val_accuracy", "step_ms"]}
+        for plot in ("plot_pareto_front", "plot_optimization_history"):  # any completed trial draws them
+            drawn = figures.optuna_figure(plot, study, tmp_path / f"{plot}_{band}.png", **plots[plot])
             assert drawn is not None and drawn.stat().st_size > 0, plot
     last = len(document["bands"]["3000"]["pareto"]) - 1
     retrained = bandsearch("train", "best.yaml", "--band", "3000", "--pareto", str(last), "--run-dir", run_dir,

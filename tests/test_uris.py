@@ -116,7 +116,7 @@ def test_open_storage_still_opens_a_journal_and_sqlite(tmp_path: Path) -> None:
 
 def _open_in_step(folder: str, barrier, files: int) -> None:
     for i in range(files):
-        barrier.wait(timeout=60)
+        barrier.wait(timeout=240)  # the first wait includes the other processes' start and imports
         open_storage(f"sqlite:///{folder}/{i}.db")
 
 
@@ -126,11 +126,17 @@ def test_processes_creating_one_sqlite_file_at_once_all_open_it(tmp_path: Path) 
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(3)
     processes = [context.Process(target=_open_in_step, args=(str(tmp_path), barrier, 6)) for _ in range(3)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [process.exitcode for process in processes] == [0, 0, 0]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=300)
+        assert [process.exitcode for process in processes] == [0, 0, 0]
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
 @pytest.mark.parametrize(("uri", "local"), [

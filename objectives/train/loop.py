@@ -126,12 +126,14 @@ def train(
             memory.after_step()
             loss_sum += loss.detach()
         train_loss = loss_sum.item() / steps  # waits for the device, so the steps' time is all in
-        step_ms = 1e3 * (time.perf_counter() - steps_started) / steps
+        epoch_seconds = time.perf_counter() - steps_started
+        step_ms = 1e3 * epoch_seconds / steps
         if not math.isfinite(train_loss):
             raise Diverged(epoch, train_loss)
         scores = evaluate(model, val_x, val_y, data.span_deg)
         val_accuracy = scores["val_accuracy"]
         metrics = {"train_loss": train_loss, **scores, "lr": lr, "batch_size": batch_size, "step_ms": step_ms,
+                   "epoch_seconds": epoch_seconds,
                    **meter.end_epoch(epoch, val_accuracy, passes.full_passes), **memory.end_epoch()}
         result.history.append({"epoch": epoch, **metrics})
         result.val_accuracy = val_accuracy

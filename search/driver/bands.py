@@ -177,14 +177,15 @@ def close_parent_run(band: BandRun, tracker: Any, interrupted: bool) -> None:
 
 def tag_pareto_front(band: BandRun, tracker: Any) -> None:
     """A multi-objective band's front in MLflow (filter runs on `tags.bandsearch.pareto = 'true'`):
-    the tag goes on its trials' runs, and turns false on those a later trial pushed off it."""
+    the tag goes on its trials' runs, and turns false on those a later trial pushed off it. Sent
+    again at every close (a write lost to an MLflow outage is repaired by the next launch)."""
     study = band.study
     if len(study.directions) == 1:
         return
     front = {trial.number for trial in pareto_front(study)}
     tagged = set(study.user_attrs.get(PARETO_TAGGED, []))
     trials = study.get_trials(deepcopy=False)
-    for number in sorted(front ^ tagged):
+    for number in sorted(front | tagged):
         if run_id := run_id_of(study, trials[number]):
             tracker.log(run_id, tags={"bandsearch.pareto": str(number in front).lower()})
     tracker.log(band.parent_run_id, tags={"pareto.size": str(len(front))})
