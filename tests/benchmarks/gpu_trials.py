@@ -3,7 +3,7 @@ default study's trial (spaces/audio_angle.yaml: its task and 10 epochs; Adam, lr
 the dynamics and memory measured as in a study) with each built-in model.
 
     python tests/benchmarks/gpu_trials.py [--band 1000] [--models mlp cnn crnn] [--trials 2]
-        [--cpu-workers 16] [--gpu-workers 1 4 16] [--out FILE.jsonl]
+        [--cpu-workers 16] [--gpu-workers 1 4 16] [--no-dynamics] [--out FILE.jsonl]
 
 W worker processes each run `--trials` trials one after another, as Ray workers would: on the
 CPU with one thread each (`cpus_per_trial: 1`), on the GPU sharing the one device
@@ -35,7 +35,7 @@ ROOT = Path(__file__).parents[2]
 
 def _worker(args: tuple) -> float:
     """Run the trials once every worker is ready; the seconds they took."""
-    task, band, cache, model, device, trials, epochs, barrier = args
+    task, band, cache, model, device, trials, epochs, dynamics, barrier = args
     torch.set_num_threads(1)
     config = TrainConfig(optimizer="adam", lr=3e-3, batch_size=64, epochs=epochs, model=ModelConfig(name=model))
     data = load_or_generate(task, band, cache, config.model.feature_kind)
@@ -44,7 +44,7 @@ def _worker(args: tuple) -> float:
     barrier.wait()
     started = time.perf_counter()
     for seed in range(trials):
-        train(dataclasses.replace(config, seed=seed), data, device=device)
+        train(dataclasses.replace(config, seed=seed), data, device=device, dynamics=dynamics)
     return time.perf_counter() - started
 
 
@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=2, help="trials per worker")
     parser.add_argument("--cpu-workers", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--gpu-workers", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--no-dynamics", dest="dynamics", action="store_false",
+                        help="train without the dynamics and memory measurements (their timers wait for the GPU)")
     parser.add_argument("--cache-dir", default="/tmp/bandsearch-gpu-cache")
     parser.add_argument("--out", help="append one JSON line per measurement here")
     args = parser.parse_args()
@@ -83,8 +85,9 @@ def main() -> None:
     for model in args.models:
         for device, workers in runs:
             wall = _wave(context, workers, task=task, band=band, cache=Path(args.cache_dir), model=model,
-                         device=device, trials=args.trials, epochs=epochs)
-            row = {"model": model, "device": device, "workers": workers, "trials": workers * args.trials,
+                         device=device, trials=args.trials, epochs=epochs, dynamics=args.dynamics)
+            row = {"model": model, "device": device, "workers": workers, "dynamics": args.dynamics,
+                   "trials": workers * args.trials,
                    "wall_s": round(wall, 2), "trials_per_min": round(workers * args.trials * 60 / wall, 1),
                    "s_per_trial_per_worker": round(wall / args.trials, 2)}
             print(json.dumps(row), flush=True)
