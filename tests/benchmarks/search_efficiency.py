@@ -20,7 +20,9 @@ Methods (one launch each per seed, all bands unless said):
   syne-tune      Syne Tune: ASHA on its local backend (one process per trial), the same budget
 
 Each (method, seed) appends one JSON line per band to --out: its trials in completion order as
-[end time, epochs run, trial seconds, final value or null if stopped early]. Records already in
+[end time, epochs run, training seconds, final value or null if stopped early]. Training seconds
+are what the trial's own loop measured (bandsearch: its MLflow run's `train_seconds`; the other
+tools: the same loop's time, reported to them), one thread each, so queueing is not counted. Records already in
 --out are kept and their runs skipped, so an interrupted benchmark resumes.
 """
 
@@ -37,6 +39,7 @@ from typing import Any
 import optuna
 import ray
 import yaml
+from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from search.config import parse_config
@@ -71,13 +74,17 @@ def run_bandsearch(data: dict, source: Path, name: str, settings: Settings) -> d
     launch.connect(num_cpus=2)
     launch.run()
     storage = open_storage(settings.storage_url)
+    client = MlflowClient(settings.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id], max_results=10_000,
+                              filter_string="tags.`bandsearch.role` = 'trial'")
+    seconds = {(r.data.tags["optuna.study_name"], int(r.data.tags["optuna.trial_number"])):
+               r.data.metrics["train_seconds"] for r in runs}
     records = {}
     for plan in config.bands:
         study = optuna.load_study(study_name=band_study_name(name, plan.band.name), storage=storage)
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         records[plan.band.name] = sorted(
-            [t.datetime_complete.timestamp(), len(t.intermediate_values),
-             (t.datetime_complete - t.datetime_start).total_seconds(),
+            [t.datetime_complete.timestamp(), len(t.intermediate_values), seconds[(study.study_name, t.number)],
              t.value if t.state == TrialState.COMPLETE else None] for t in trials)
     return records
 

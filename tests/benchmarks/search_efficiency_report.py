@@ -2,7 +2,9 @@
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/search_efficiency_report.py [FILE.jsonl] [--png FILE]
 
-Per band, the target is the median over seeds of random search's best value at its full budget.
+Per band, the target is the median over seeds of random search's best value at its full budget
+(the lower median: with an even number of seeds the mean of the middle two would be reached by
+exactly half of them, and the median compute of random search would be infinite by construction).
 Compute to target: trial-epochs (and trial seconds, one thread each) summed over a run's trials
 in the order they finished, up to the first trial whose final value reaches the target; a seed
 that never reaches it counts as infinite. Each is a median over seeds with a 95 % bootstrap
@@ -42,6 +44,11 @@ def best(trials: list) -> float:
     return max((t[3] for t in trials if t[3] is not None), default=-np.inf)
 
 
+def target_of(random: dict[int, list]) -> float:
+    """The lower median over seeds of random search's best value at its full budget."""
+    return float(np.sort([best(t) for t in random.values()])[(len(random) - 1) // 2])
+
+
 def to_target(trials: list, target: float, column: int) -> float:
     """Epochs (column 1) or seconds (column 2) spent until a trial reaches `target`; inf if none does."""
     spent = 0.0
@@ -62,11 +69,15 @@ def interval(medians: np.ndarray) -> tuple[float, float]:
 
 
 def _fmt(value: float) -> str:
-    return "∞" if not np.isfinite(value) else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    return "∞" if value == np.inf else "–" if np.isnan(value) else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _ratio(value: float) -> str:
+    return "–" if np.isnan(value) else "∞" if value == np.inf else f"{value:.2f}"
 
 
 def band_table(band: str, methods: dict[str, dict[int, list]], rng: np.random.Generator) -> tuple[list[str], dict]:
-    target = float(np.median([best(t) for t in methods["random"].values()]))
+    target = target_of(methods["random"])
     lines = [f"\n**band {band} Hz**: target {target:.4f} (random search's median best over "
              f"{len(methods['random'])} seeds)\n",
              "| method | seeds | reached | trial-epochs to target | trial seconds to target | x less than random "
@@ -85,7 +96,7 @@ def band_table(band: str, methods: dict[str, dict[int, list]], rng: np.random.Ge
         lines.append(f"| {method} | {len(seeds)} | {int(np.isfinite(epochs[method]).sum())} | "
                      f"{_fmt(np.median(epochs[method]))} [{_fmt(low)}, {_fmt(high)}] | "
                      f"{_fmt(np.median(seconds))} [{_fmt(s_low)}, {_fmt(s_high)}] | "
-                     f"{ratios[method][0]:.2f} [{ratios[method][1]:.2f}, {ratios[method][2]:.2f}] | "
+                     f"{_ratio(ratios[method][0])} [{_ratio(ratios[method][1])}, {_ratio(ratios[method][2])}] | "
                      f"{np.median([best(t) for t in seeds.values()]):.4f} |")
     if all(m in methods for m in (COLD, *TRANSFERRED)) and all(methods[m] for m in TRANSFERRED):
         for method in TRANSFERRED:
@@ -93,8 +104,8 @@ def band_table(band: str, methods: dict[str, dict[int, list]], rng: np.random.Ge
                 ratio = boot[COLD] / boot[method]
             low, high = interval(ratio)
             factor = np.median(epochs[COLD]) / np.median(epochs[method])
-            lines.append(f"\n{method} against the same band cold ({COLD}): {factor:.2f}x less compute "
-                         f"[{low:.2f}, {high:.2f}]")
+            lines.append(f"\n{method} against the same band cold ({COLD}): {_ratio(factor)}x less compute "
+                         f"[{_ratio(low)}, {_ratio(high)}]")
     return lines, ratios
 
 
@@ -120,7 +131,7 @@ def plot(runs: dict, png: Path, rng: np.random.Generator) -> None:
             line, = axis.plot(grid, middle, label=method, drawstyle="steps-post")
             axis.fill_between(grid, *np.nanpercentile(medians, [2.5, 97.5], axis=0), color=line.get_color(),
                               alpha=0.15, step="post")
-        target = np.median([best(t) for t in runs[band]["random"].values()])
+        target = target_of(runs[band]["random"])
         axis.axhline(target, color="0.5", linestyle=":", label="target")
         axis.set(xscale="log", title=f"band {band} Hz", xlabel="trial-epochs",
                  ylabel="best validation accuracy so far", ylim=(target - 0.15, target + 0.05))
