@@ -34,7 +34,7 @@ class SearchSettings:
     trials_per_band: int = 16  # an exact budget per band, across all workers
     workers: int = 2  # trials in flight at once (all bands together)
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})
-    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "hyperband"})  # why: spaces/audio_angle.yaml
     max_retries: int = 2  # re-runs of a trial lost to a crashed worker
     seed: int = 0  # sampler seed; band i uses seed + i
     cpus_per_trial: float = 1.0

@@ -81,7 +81,7 @@ def test_a_multi_objective_study_runs_unpruned_and_records_its_metrics(tmp_path:
     explicit["search"]["pruner"] = "none"
     assert load_config(write_yaml(tmp_path / "none.yaml", explicit)).search.pruner == {"name": "none"}
     single = load_config(write_yaml(tmp_path / "one.yaml", _untuned(objectives=ACCURACY_AND_STEP[:1])))
-    assert not single.objective.multi and single.search.pruner["name"] == "median"
+    assert not single.objective.multi and single.search.pruner["name"] == "hyperband"  # the default
 
 
 def test_step_ms_is_the_wall_time_of_a_step_and_holds_its_phases() -> None:

@@ -5,6 +5,9 @@
 Per band, the target is the median over seeds of random search's best value at its full budget
 (the lower median: with an even number of seeds the mean of the middle two would be reached by
 exactly half of them, and the median compute of random search would be infinite by construction).
+Also per method: how many trials ran to the last epoch and the trial-epochs a run used in all
+(means over seeds).
+
 Compute to target: trial-epochs (and trial seconds, one thread each) summed over a run's trials
 in the order they finished, up to the first trial whose final value reaches the target; a seed
 that never reaches it counts as infinite. Each is a median over seeds with a 95 % bootstrap
@@ -84,8 +87,8 @@ def band_table(band: str, methods: dict[str, dict[int, list]], rng: np.random.Ge
     lines = [f"\n**band {band} Hz**: target {target:.4f} (random search's median best over "
              f"{len(methods['random'])} seeds)\n",
              "| method | seeds | reached | trial-epochs to target | trial seconds to target | x less than random "
-             "(epochs) | median best |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "(epochs) | median best | full trials | trial-epochs used |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     epochs = {m: np.array([to_target(t, target, 1) for t in seeds.values()]) for m, seeds in methods.items()}
     boot = {m: bootstrap(v, rng) for m, v in epochs.items()}
     ratios = {}
@@ -100,7 +103,9 @@ def band_table(band: str, methods: dict[str, dict[int, list]], rng: np.random.Ge
                      f"{_fmt(np.median(epochs[method]))} [{_fmt(low)}, {_fmt(high)}] | "
                      f"{_fmt(np.median(seconds))} [{_fmt(s_low)}, {_fmt(s_high)}] | "
                      f"{_ratio(ratios[method][0])} [{_ratio(ratios[method][1])}, {_ratio(ratios[method][2])}] | "
-                     f"{np.median([best(t) for t in seeds.values()]):.4f} |")
+                     f"{np.median([best(t) for t in seeds.values()]):.4f} | "
+                     f"{np.mean([sum(t[3] is not None for t in trials) for trials in seeds.values()]):.1f} | "
+                     f"{np.mean([sum(t[1] for t in trials) for trials in seeds.values()]):.0f} |")
     if all(m in methods for m in (COLD, *TRANSFERRED)) and all(methods[m] for m in TRANSFERRED):
         for method in TRANSFERRED:
             with np.errstate(invalid="ignore", divide="ignore"):
