@@ -26,8 +26,8 @@ from search.config import read_yaml
 from search.errors import BandsearchError
 from search.studies import (
     best_trial,
-    metric_of,
-    objective_of,
+    multi_objective,
+    objective_metrics,
     open_band_studies,
     pareto_front,
     run_id_of,
@@ -66,7 +66,7 @@ def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
             "result": _result(study, best),
             **({"objective": attrs["objective"]} if "objective" in attrs else {}),
         }
-        if len(study.directions) > 1:
+        if multi_objective(study):
             bands[band_name]["pareto"] = [{"train": train_config(t), "result": _result(study, t)}
                                           for t in pareto_front(study)]
     if not bands:
@@ -81,8 +81,7 @@ def best_configs(storage_url: str, study_name: str) -> dict[str, Any]:
 
 def _result(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
     """A trial's values under their metrics' names, its number and its MLflow run."""
-    metrics = [goal["metric"] for goal in objective_of(study).get("objectives", [])] or [metric_of(study)]
-    return {**dict(zip(metrics, trial.values, strict=True)), "trial_number": trial.number,
+    return {**dict(zip(objective_metrics(study), trial.values, strict=True)), "trial_number": trial.number,
             "mlflow_run_id": run_id_of(study, trial)}
 
 

@@ -33,7 +33,8 @@ from search.settings import Settings
 from search.stats import fmt, mean_ci, separated
 from search.studies import (
     best_per_optimizer,
-    objective_of,
+    multi_objective,
+    objective_metrics,
     open_band_studies,
     score,
     snapshot,
@@ -198,9 +199,9 @@ def search_plots(study: optuna.Study) -> list[tuple[str, dict[str, Any]]]:
     """Optuna's plots of one band's search (name, options); a multi-objective band's Pareto front
     first, and the others on its first objective."""
     plots = ("plot_optimization_history", "plot_param_importances", "plot_parallel_coordinate")
-    if len(study.directions) == 1:
+    if not multi_objective(study):
         return [(plot, {}) for plot in plots]
-    metrics = [goal["metric"] for goal in objective_of(study)["objectives"]]
+    metrics = objective_metrics(study)
     first = {"target": score, "target_name": metrics[0]}
     return [("plot_pareto_front", {"target_names": metrics}), *((plot, first) for plot in plots)]
 

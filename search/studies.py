@@ -117,6 +117,15 @@ def metric_of(study: optuna.Study) -> str:
     return objective_of(study)["metric"]
 
 
+def objective_metrics(study: optuna.Study) -> list[str]:
+    """The metrics the band study optimises, the first one first (one unless multi-objective)."""
+    return [goal["metric"] for goal in objective_of(study).get("objectives", [])] or [metric_of(study)]
+
+
+def multi_objective(study: optuna.Study) -> bool:
+    return len(study.directions) > 1
+
+
 def score(trial: FrozenTrial) -> float | None:
     """A finished trial's value on the study's first objective (the one it has if it has one)."""
     return trial.values[0] if trial.values else None
@@ -131,7 +140,7 @@ def _order(study: optuna.Study) -> Callable[[FrozenTrial], tuple]:
 def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
     """The completed trials no other one beats on every objective, best first on the first
     objective (then the next ones, then the earliest); a single-objective study's is its best trial."""
-    if len(study.directions) == 1:
+    if not multi_objective(study):
         best = best_trial(study)
         return [best] if best else []
     return sorted(study.best_trials, key=_order(study))
@@ -140,7 +149,7 @@ def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
     """The best completed trial (of a multi-objective study: its front's best on the first
     objective), or None while there is none."""
-    if len(study.directions) > 1:
+    if multi_objective(study):
         front = pareto_front(study)
         return front[0] if front else None
     try:

@@ -28,15 +28,15 @@ def run(args: argparse.Namespace) -> int:
     table = Table(title="studies")
     for column in ("study", "band", "trials", "states", "best"):
         table.add_column(column)
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        if summary.study_name in (FINDER_STUDY, LEASE_STUDY):
+    for name in (frozen.study_name for frozen in storage.get_all_studies()):  # names only: no trial copied
+        if name in (FINDER_STUDY, LEASE_STUDY):
             continue  # range-test results (`bandsearch lr-table`) and launch leases (`bandsearch status`)
-        study, _, band = summary.study_name.rpartition("/")
-        loaded = optuna.load_study(study_name=summary.study_name, storage=storage)
+        study, _, band = name.rpartition("/")
+        loaded = optuna.load_study(study_name=name, storage=storage)
         trials = loaded.get_trials(deepcopy=False)
         states = Counter(t.state.name.lower() for t in trials)
         best = best_trial(loaded)
-        table.add_row(study or summary.study_name, band, str(len(trials)),
+        table.add_row(study or name, band, str(len(trials)),
                       " ".join(f"{n} {s}" for s, n in sorted(states.items())),
                       f"{score(best):.4f}" if best else "-")
     Console().print(table)

@@ -29,6 +29,7 @@ from search.studies import (
     band_study_name,
     best_trial,
     metric_of,
+    multi_objective,
     pareto_front,
     run_id_of,
     score,
@@ -180,7 +181,7 @@ def tag_pareto_front(band: BandRun, tracker: Any) -> None:
     the tag goes on its trials' runs, and turns false on those a later trial pushed off it. Sent
     again at every close (a write lost to an MLflow outage is repaired by the next launch)."""
     study = band.study
-    if len(study.directions) == 1:
+    if not multi_objective(study):
         return
     front = {trial.number for trial in pareto_front(study)}
     tagged = set(study.user_attrs.get(PARETO_TAGGED, []))
@@ -206,6 +207,6 @@ def summary_row(band: BandRun) -> dict[str, Any]:
         "best_run_id": run_id_of(band.study, best) if best else None,
         "angle_error_deg": best.user_attrs.get(NET_ERROR) if best else None,
         "baselines": band.study.user_attrs.get(BASELINES),
-        "pareto": len(pareto_front(band.study)) if len(band.study.directions) > 1 else None,
+        "pareto": len(pareto_front(band.study)) if multi_objective(band.study) else None,
         "parent_run_id": band.parent_run_id,
     }
