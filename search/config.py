@@ -39,7 +39,7 @@ class SearchSettings:
     seed: int = 0  # sampler seed; band i uses seed + i
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None  # None: a share of the GPUs when the cluster has any
-    transfer: Any = None  # {from: {study: NAME}, top_k, lr_scaling}: search/transfer.py; None: cold start
+    transfer: Any = None  # {from: neighbours | {study: NAME}, top_k, lr_scaling}: search/transfer.py; None: cold start
     objectives: Any = None  # [{metric, direction}, ...]: search/objective.py; None: objective.metric
 
     def validate(self) -> None:

@@ -13,10 +13,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 from rich.table import Table
 
 from search import figures
-from search.lr_tables import LrTable, log_tables, study_table
+from search.lr_tables import LrTable, best_table, log_tables
 from search.settings import Settings
 from search.stats import Line, fit_line
 from search.studies import open_band_studies, snapshot
@@ -40,8 +41,12 @@ class LrFit:
 
 def band_centres(storage_url: str, study_name: str) -> dict[str, float]:
     """Each band's centre frequency, from its study's creation record."""
-    return {band: float(snapshot(study)["band"]["center_hz"])
-            for band, study in open_band_studies(storage_url, study_name).items()}
+    return centres_of(open_band_studies(storage_url, study_name))
+
+
+def centres_of(studies: dict[str, optuna.Study]) -> dict[str, float]:
+    """`band_centres` of band studies already open (by band name)."""
+    return {band: float(snapshot(study)["band"]["center_hz"]) for band, study in studies.items()}
 
 
 def fit_tables(tables: list[LrTable], centres: dict[str, float]) -> list[LrFit]:
@@ -59,8 +64,12 @@ def fit_tables(tables: list[LrTable], centres: dict[str, float]) -> list[LrFit]:
 
 def study_fits(storage_url: str, study_name: str) -> dict[str, LrFit]:
     """The lr(f) fit of each optimizer from study `study_name`'s best trials."""
-    return {fit.optimizer: fit for fit in fit_tables([study_table(storage_url, study_name)],
-                                                     band_centres(storage_url, study_name))}
+    return best_fits(study_name, open_band_studies(storage_url, study_name))
+
+
+def best_fits(study_name: str, studies: dict[str, optuna.Study]) -> dict[str, LrFit]:
+    """`study_fits` of band studies already open (by band name)."""
+    return {fit.optimizer: fit for fit in fit_tables([best_table(study_name, studies)], centres_of(studies))}
 
 
 def _row(fit: LrFit, hz: float) -> list[str]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import optuna
 from optuna.trial import TrialState
 from rich.table import Table
 
@@ -86,7 +87,11 @@ class LrTable:
 def study_table(storage_url: str, study_name: str) -> LrTable:
     """(b): per band and optimizer, the best completed trial's learning rate and value (accuracy
     for the built-in loop, else the objective's metric; best in the study's direction)."""
-    studies = open_band_studies(storage_url, study_name)
+    return best_table(study_name, open_band_studies(storage_url, study_name))
+
+
+def best_table(study_name: str, studies: dict[str, optuna.Study]) -> LrTable:
+    """`study_table` of band studies already open (by band name)."""
     table = LrTable("study_best", f"study {study_name}: best learning rate per band and optimizer",
                     list(studies), [])
     table.metric = metric_of(next(iter(studies.values())))

@@ -1,8 +1,10 @@
 """Cross-band transfer settings and lineage: a new band's study starts from the best
-configurations of the nearest bands of an earlier study (search/driver/transfer.py enqueues them).
+configurations of the nearest bands, of an earlier study or of this launch's bands that ran
+before it (search/driver/transfer.py enqueues them and orders the bands).
 
     search:
       transfer: {from: {study: NAME}, top_k: 3, lr_scaling: fitted}
+      transfer: {from: neighbours, top_k: 3, lr_scaling: fitted}
 
 An enqueued trial's lineage (study, band, trial, lr factor) is an Optuna user attribute and an
 MLflow tag.
@@ -21,9 +23,12 @@ TRANSFER_FROM = "transfer_from"  # the Optuna user attribute of an enqueued tria
 SCALINGS = ("fitted", "none")
 
 
+NEIGHBOURS = "neighbours"
+
+
 @dataclass(frozen=True)
 class Transfer:
-    study: str
+    study: str | None  # the earlier study; None: this launch's bands (`from: neighbours`)
     top_k: int = 3
     lr_scaling: str = "fitted"
 
@@ -33,22 +38,21 @@ def parse_transfer(raw: Any) -> Transfer | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise InvalidConfig("transfer", f"must be a mapping such as {{from: {{study: NAME}}, top_k: 3}}, got {raw!r}")
+        raise InvalidConfig("transfer", f"must be a mapping such as {{from: neighbours, top_k: 3}}, got {raw!r}")
     unknown = sorted(set(raw) - {"from", "top_k", "lr_scaling"})
     if unknown:
         raise InvalidConfig(f"transfer.{unknown[0]}", "unknown key; transfer takes from, top_k, lr_scaling")
     source = raw.get("from")
-    if source == "neighbours":
-        raise InvalidConfig("transfer.from", "neighbours within one launch is not supported yet; name an earlier "
-                            "study: {from: {study: NAME}}")
-    if not (isinstance(source, Mapping) and set(source) == {"study"} and isinstance(source["study"], str)):
-        raise InvalidConfig("transfer.from", f"must be {{study: NAME}} (an earlier study), got {source!r}")
+    if source != NEIGHBOURS and not (isinstance(source, Mapping) and set(source) == {"study"}
+                                     and isinstance(source["study"], str)):
+        raise InvalidConfig("transfer.from", f"must be {NEIGHBOURS} (this launch's bands) or {{study: NAME}} "
+                            f"(an earlier study), got {source!r}")
     top_k, scaling = raw.get("top_k", 3), raw.get("lr_scaling", "fitted")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidConfig("transfer.top_k", f"must be a whole number >= 1, got {top_k!r}")
     if scaling not in SCALINGS:
         raise InvalidConfig("transfer.lr_scaling", f"must be one of {list(SCALINGS)}, got {scaling!r}")
-    return Transfer(source["study"], top_k, scaling)
+    return Transfer(None if source == NEIGHBOURS else source["study"], top_k, scaling)
 
 
 def lineage_tags(user_attrs: Mapping[str, Any]) -> dict[str, str]:

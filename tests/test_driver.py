@@ -69,10 +69,11 @@ def complete(job: TrialJob) -> Result:
     return TrialOutcome(state="complete", value=1.0 - abs(lr - 0.01), epochs=3), None, False
 
 
-def make_launch(tmp_path: Path, runner: FakeRunner, trials: int, workers: int, max_retries: int = 1) -> Launch:
+def make_launch(tmp_path: Path, runner: FakeRunner, trials: int, workers: int, max_retries: int = 1,
+                **changes: Any) -> Launch:
     config = parse_config(tiny_config(search={"trials_per_band": trials, "workers": workers,
-                                              "max_retries": max_retries},
-                                      baselines={"methods": []}), source="unit.yaml")  # baselines run on Ray
+                                              "max_retries": max_retries, **changes.pop("search", {})},
+                                      baselines={"methods": []}, **changes), source="unit.yaml")  # baselines: Ray
     launch = Launch(config, "unit", Settings.resolve(run_dir=str(tmp_path)), runner=runner)
     launch.prepare()
     open_parent_runs(launch.bands, launch.tracker, launch.experiment_id, "unit", launch.settings.storage_url)
@@ -102,6 +103,40 @@ def test_every_band_gets_its_exact_budget_with_at_most_w_in_flight(tmp_path: Pat
     best = max(launch.bands[0].study.get_trials(), key=lambda t: t.value)
     parent = next(r for r in runs["band"] if r["tags"]["bandsearch.band"] == launch.bands[0].name)
     assert parent["tags"]["best.trial_number"] == str(best.number)
+
+
+def test_bands_transferring_from_neighbours_take_turns_middle_out_each_seeded_from_those_before(
+        tmp_path: Path) -> None:
+    submitted: list[str] = []
+
+    def record(job: TrialJob) -> Result:
+        submitted.append(job.study_name.split("/")[-1])
+        return complete(job)
+
+    bands = [{"name": str(hz), "center_hz": hz} for hz in (250, 500, 1000, 3000)]
+    launch = make_launch(tmp_path, FakeRunner(record), trials=5, workers=2, bands=bands,
+                         search={"transfer": {"from": "neighbours", "top_k": 2}})
+    launch.loop()
+    # middle out: 1000 Hz is nearest the log-middle (866 Hz), then always the band nearest to those placed
+    assert submitted == ["1000"] * 5 + ["500"] * 5 + ["250"] * 5 + ["3000"] * 5
+    studies = {band.name: band.study for band in launch.bands}
+    assert all("transfer_from" not in trial.user_attrs for trial in studies["1000"].get_trials())
+    for band, nearest in (("500", "1000"), ("250", "500"), ("3000", "1000")):
+        trials = studies[band].get_trials()
+        seeded_at = trials[0].datetime_start  # asked right after the seeds were enqueued
+        finished = [t for t in studies[nearest].get_trials() if t.datetime_complete <= seeded_at]
+        assert len(finished) >= 2
+        best = sorted(finished, key=lambda t: (-t.value, t.number))[:2]
+        assert [t.user_attrs["transfer_from"]["band"] for t in trials[:2]] == [nearest, nearest]
+        assert [t.user_attrs["transfer_from"]["trial"] for t in trials[:2]] == [t.number for t in best]
+        assert {t.user_attrs["transfer_from"]["study"] for t in trials[:2]} == {"unit"}
+        assert all("transfer_from" not in t.user_attrs for t in trials[2:])
+        assert [t.params["optimizer"] for t in trials[:2]] == [t.params["optimizer"] for t in best]
+    # one band run before 500 Hz: nothing to fit lr(f) to, the rate goes over as it is
+    assert [t.user_attrs["transfer_from"]["lr_factor"] for t in studies["500"].get_trials()[:2]] == [1.0, 1.0]
+    assert [runs["tags"]["bandsearch.transfer_from"].startswith("unit/") for runs in runs_by_role(launch)["trial"]
+            if runs["tags"]["bandsearch.band"] != "1000" and runs["tags"]["optuna.trial_number"] in ("0", "1")] == [
+        True] * 6
 
 
 def test_each_outcome_maps_to_its_optuna_and_mlflow_state(tmp_path: Path) -> None:

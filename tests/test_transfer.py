@@ -17,22 +17,34 @@ from optuna.trial import TrialState
 from read_mlflow import dump
 
 from search.config import load_config
+from search.driver.transfer import neighbour_order
 from search.errors import BandsearchError
 from search.lr_fit import study_fits
 from search.storage import open_storage
 
 
 @pytest.mark.parametrize(("transfer", "message"), [
-    ({"from": "neighbours"}, "search.transfer.from: neighbours within one launch is not supported yet"),
+    ({"from": "nearby"}, "search.transfer.from: must be neighbours (this launch's bands) or {study: NAME}"),
     ({"from": {"study": "a"}, "top_k": 0}, "search.transfer.top_k: must be a whole number >= 1"),
     ({"from": {"study": "a"}, "lr_scaling": "linear"}, "search.transfer.lr_scaling: must be one of"),
     ({"from": {"study": "a"}, "window": 3}, "search.transfer.window: unknown key"),
-    ({"from": "a"}, "search.transfer.from: must be {study: NAME}"),
+    ({"from": {"name": "a"}}, "search.transfer.from: must be neighbours (this launch's bands) or {study: NAME}"),
 ])
 def test_bad_transfer_settings_are_refused_naming_the_key(tmp_path: Path, transfer: dict, message: str) -> None:
     with pytest.raises(BandsearchError) as caught:
         load_config(write_yaml(tmp_path / "t.yaml", tiny_config(search={"transfer": transfer})))
     assert f"{tmp_path / 't.yaml'}: {message}" in str(caught.value)
+
+
+def test_neighbour_order_starts_in_the_middle_and_grows_one_neighbour_at_a_time() -> None:
+    centres = {f"b{i}": 25 * 2 ** (i / 3) for i in range(24)}  # 1/3-octave bands, shuffled by name below
+    order = neighbour_order(dict(sorted(centres.items(), key=lambda item: item[0][::-1])))
+    assert sorted(order) == sorted(centres)
+    assert order[0] in ("b11", "b12")  # the log-middle of 25 Hz to 25·2^(23/3) Hz
+    for placed in range(1, len(order) + 1):  # those placed are always adjacent bands
+        indices = sorted(int(name[1:]) for name in order[:placed])
+        assert indices == list(range(indices[0], indices[0] + placed))
+    assert neighbour_order({"only": 1000.0}) == ["only"]
 
 
 def _launch(space: Path, study: str, run_dir: str, cwd: Path) -> None:

@@ -12,7 +12,7 @@ from objectives.plain import to_dict
 from objectives.train.models import model_from_dict
 from search.config import BandPlan, StudyConfig
 from search.driver.run_params import flat_params
-from search.driver.transfer import seed_band
+from search.driver.transfer import seed_from_study
 from search.errors import BandsearchError
 from search.objective import Objective
 from search.settings import Settings
@@ -136,8 +136,8 @@ def open_studies(config: StudyConfig, study_name: str, settings: Settings,
                 )
         else:
             study.set_user_attr(SNAPSHOT, {**record, "config_file": str(config.source), "experiment_id": experiment_id})
-            if config.search.transfer:  # a fresh band starts from an earlier study's nearest bands
-                seed_band(study, plan.space, plan.band.center_hz, config.search.transfer, settings.storage_url)
+            if config.search.transfer and config.search.transfer.study:  # from an earlier study's nearest bands
+                seed_from_study(study, plan, config.search.transfer, settings.storage_url)
         opened.append((plan, study))
     return opened
 

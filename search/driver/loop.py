@@ -23,6 +23,7 @@ from search.driver.outcomes import Flight, Outcomes
 from search.driver.recovery import recover
 from search.driver.run_params import flat_params, run_name
 from search.driver.seams import Progress, TrialRunner
+from search.driver.transfer import Neighbours
 from search.errors import BandsearchError
 from search.outbox import Outbox
 from search.proxy import StorageProxy
@@ -60,6 +61,7 @@ class Launch:
         self.ready: deque[Flight] = deque()  # prepared, not yet submitted
         self.baselines_started = False
         self.bands: list[BandRun] = []
+        self.neighbours: Neighbours | None = None  # under `transfer: {from: neighbours}`: the bands' turns
         self.experiment_id = ""
         self.gpus = 0.0
 
@@ -78,6 +80,8 @@ class Launch:
                     f"the budget of {budget} per band; give --trials {band.finished} or more (or a new --study)")
             study.set_user_attr(BUDGET, budget)
             self.bands.append(band)
+        if (transfer := self.config.search.transfer) and transfer.study is None:
+            self.neighbours = Neighbours(transfer, self.study_name, self.bands)
 
     def connect(self, address: str | None = None, num_cpus: int | None = None) -> None:
         """Join Ray (shipping the user's modules to every node), check a trial fits a node,
@@ -159,10 +163,10 @@ class Launch:
                                                  self.settings.cache_dir)
 
     def _prepare_next(self) -> Flight | None:
-        """A trial of the band with the most budget left; None once every budget is taken."""
+        """A trial of the band with the most budget left (or in turn); None once all are taken."""
         while True:
-            band = max(self.bands, key=lambda b: b.remaining)
-            if band.remaining <= 0:
+            band = self.neighbours.next_band() if self.neighbours else max(self.bands, key=lambda b: b.remaining)
+            if band is None or band.remaining <= 0:
                 return None
             flight = self._prepare(band)
             if flight is not None:
