@@ -2,9 +2,10 @@
 
 A plain path (the default: `<run dir>/optuna.journal`) is a journal file: many
 processes append to it safely under a file lock, which SQLite with many writers does not
-("database is locked"). `postgresql://...`/`mysql://...` use an RDB; `grpc://host:port`
-reaches Optuna's storage proxy (search/proxy.py), whose backend defaults to SQLite in the
-run folder with the proxy as its one writer.
+("database is locked"), and open it from the snapshot beside it (search/journal_snapshot.py).
+`postgresql://...`/`mysql://...` use an RDB; `grpc://host:port` reaches Optuna's storage proxy
+(search/proxy.py), whose backend defaults to SQLite in the run folder with the proxy as its one
+writer.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 from optuna.storages import BaseStorage, GrpcStorageProxy, JournalStorage, RDBStorage, get_storage
-from optuna.storages.journal import JournalFileBackend
 
 from search.errors import BandsearchError
+from search.journal_snapshot import SnapshotJournalBackend
 from search.uris import StorageKind, journal_path, mask, scheme, storage_kind
 
 
@@ -78,7 +79,7 @@ def open_storage(url: str) -> BaseStorage:
             return proxy
         path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(SnapshotJournalBackend(str(path)))
     except Exception as err:  # each backend raises its own types
         raise BandsearchError(
             f"cannot open the study storage {mask(url)}: {err}. Check the URL and that the server is up."
