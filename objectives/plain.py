@@ -12,11 +12,16 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return _plain(obj)
 
 
+def plain_fields(obj: Any) -> dict[str, Any]:
+    """Every field of a config dataclass as plain data (for a `plain()` that leaves some out)."""
+    return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "plain"):
         return value.plain()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return plain_fields(value)
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

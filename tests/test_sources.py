@@ -3,14 +3,16 @@ mixed sources, and the classical baselines scored like the network. Real pyrooma
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from objectives.errors import InvalidConfig
+from objectives.plain import to_dict
 from objectives.task.array import ArrayConfig
-from objectives.task.baselines import BaselineSettings, score
+from objectives.task.baselines import BaselineSettings, predict, score
 from objectives.task.config import Band, TaskConfig
 from objectives.task.dataset import cache_key, generate, split_clips
 from objectives.task.geometry import angle_error_deg, class_error_deg, plane_wave_delays
@@ -101,6 +103,8 @@ def test_sources_mix_by_share() -> None:
     ((FreeField(share=0.0),), "sources[0].share", "must be > 0"),
     ((Reverberant(held_out_rooms=10),), "sources[0].held_out_rooms", "rooms of their own"),
     ((Reverberant(room_m=(3.0, 8.0)),), "sources[0].room_m", "so every source fits"),
+    ((Reverberant(symmetric_views=True),), "sources[0].symmetric_views", "needs a ring of evenly spaced"),
+    ((Reverberant(symmetric_views="yes"),), "sources[0].symmetric_views", "must be true or false"),
 ])
 def test_bad_sources_name_the_key(sources, key, message) -> None:
     with pytest.raises(InvalidConfig) as err:
@@ -119,3 +123,28 @@ def test_baselines_are_scored_on_the_test_clips_like_the_network(tmp_path) -> No
                             n_angle_bins=12), BAND, BaselineSettings(methods=["srp_phat"], max_clips=40), tmp_path)
     assert set(room) == {"baseline.test_clips", "baseline.srp_phat.accuracy", "baseline.srp_phat.angle_error_deg"}
     assert room["baseline.srp_phat.angle_error_deg"] <= 180
+
+
+def test_symmetric_views_turn_each_room_the_way_srp_phat_hears_it(tmp_path) -> None:
+    turned = dataclasses.replace(ROOMS, symmetric_views=True)
+    tasks = {views: TaskConfig(array=CIRCULAR, n_angle_bins=36, clip_samples=2048, n_train=240, n_val=20,
+                               snr_db=(20.0, 20.0), sources=(rooms,))
+             for views, rooms in ((False, ROOMS), (True, turned))}
+    tasks[True].validate()
+    clips = {views: next(iter(split_clips(task, BAND, "train", tmp_path))) for views, task in tasks.items()}
+    # SRP-PHAT knows only the array: it finds turned sources as well as the stored ones only if
+    # the mics were permuted and the angles moved consistently (a wrong turn scores near 1/36)
+    accuracy = {views: (predict(tasks[views], BAND, "srp_phat", c.waveforms) == c.labels).double().mean().item()
+                for views, c in clips.items()}
+    assert accuracy[False] > 0.5 and abs(accuracy[True] - accuracy[False]) < 0.1, accuracy
+    bank = load_or_build_bank(turned, tasks[True], tmp_path)
+    stored = {round(a, 6) for a in bank.angles_deg[list(bank.rooms("train"))].flatten().tolist()}
+    heard = [round(a, 6) for a in clips[True].angles_deg.tolist()]
+    assert sum(a not in stored for a in heard) > len(heard) / 2  # 11 of the 12 views are new angles
+    assert all(a in stored for a in (round(a, 6) for a in clips[False].angles_deg.tolist()))
+    validation = next(iter(split_clips(tasks[True], BAND, "val", tmp_path)))
+    assert {round(a, 6) for a in validation.angles_deg.tolist()} <= {
+        round(a, 6) for a in bank.angles_deg[list(bank.rooms("val"))].flatten().tolist()}  # held-out rooms as stored
+    assert bank_key(turned, tasks[True]) == bank_key(ROOMS, tasks[True])  # the same bank
+    assert cache_key(tasks[True], BAND) != cache_key(tasks[False], BAND)  # not the same clips
+    assert "symmetric_views" not in to_dict(ROOMS) and to_dict(turned)["symmetric_views"] is True

@@ -1,7 +1,7 @@
 """Benchmark: the tuned MLP, phase-map CNN and CRNN against MUSIC and SRP-PHAT in unseen rooms.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/models_vs_baselines.py [--trials 8] [--seeds 3]
-        [--epochs E] [--bands 500,3000] [--rooms 20 --positions 24] [--quick]
+        [--epochs E] [--bands 500,3000] [--rooms 20 --positions 24] [--symmetric-views] [--quick]
 
 On spaces/reverberant_circular.yaml (6-mic ring, 36 classes), per model: a short study (--trials
 per band, the YAML's space plus the model's settings; its validation clips come from the bank's
@@ -11,7 +11,8 @@ training nor the choice of config saw: the held-out rooms of a second bank, draw
 task seed (mean ± 95 % t-interval over the seeds), beside MUSIC and SRP-PHAT on the same test
 clips (all of them). Also the time per epoch of each model (mean over the re-trainings' epochs,
 evaluation included) and the final training loss against the test loss. --rooms/--positions
-enlarge the room bank; its simulation (a first launch's cost) is timed. Writes
+enlarge the room bank; its simulation (a first launch's cost) is timed. --symmetric-views trains
+on each room in the ring's 12 orientations (the source's `symmetric_views`). Writes
 tests/benchmarks/figures/models_vs_baselines.png.
 """
 
@@ -62,21 +63,24 @@ def study_config(args: argparse.Namespace, model: str) -> StudyConfig:
     rooms = raw["task"]["sources"][0]
     rooms["n_rooms"] = args.rooms or rooms["n_rooms"]
     rooms["positions_per_room"] = args.positions or rooms["positions_per_room"]
+    rooms["symmetric_views"] = args.symmetric_views
     raw["baselines"] = {"methods": []}
     return parse_config(raw, YAML)
 
 
-def test_task(task: TaskConfig) -> TaskConfig:
-    """The task with another seed: a new bank of rooms, whose held-out rooms give the test clips
-    (its few training clips are never used)."""
+def test_task() -> TaskConfig:
+    """The YAML's task with the next seed: a new bank of rooms (the YAML's, whatever --rooms says,
+    so every run is scored on the same rooms), whose held-out rooms give the test clips (its few
+    training clips are never used)."""
+    task = parse_config(read_yaml(YAML, "study file"), YAML).task
     return dataclasses.replace(task, seed=task.seed + 1, n_train=task.n_angle_bins)
 
 
 def score_baselines(config: StudyConfig, settings: Settings) -> dict[str, dict[str, float]]:
     """MUSIC and SRP-PHAT on every test clip of each band."""
-    every_clip = BaselineSettings(methods=list(BASELINES), max_clips=config.task.n_val)
-    return {plan.band.name: classical.score(test_task(config.task), plan.band, every_clip, settings.cache_dir)
-            for plan in config.bands}
+    test = test_task()
+    every_clip = BaselineSettings(methods=list(BASELINES), max_clips=test.n_val)
+    return {plan.band.name: classical.score(test, plan.band, every_clip, settings.cache_dir) for plan in config.bands}
 
 
 def time_bank(config: StudyConfig, settings: Settings) -> float:
@@ -100,7 +104,7 @@ def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> d
     plan = next(plan for plan in config.bands if plan.band.name == row["band"])
     best = train_from_dict(dict(row["config"]))
     study_data = load_or_generate(config.task, plan.band, settings.cache_dir, best.model.feature_kind)
-    test = load_or_generate(test_task(config.task), plan.band, settings.cache_dir, best.model.feature_kind)
+    test = load_or_generate(test_task(), plan.band, settings.cache_dir, best.model.feature_kind)
     data = dataclasses.replace(study_data, val_x=test.val_x, val_y=test.val_y)
     out: dict[str, list[float]] = {"acc": [], "err": [], "epoch_s": [], "train_loss": [], "val_loss": []}
     for seed in range(seeds):
@@ -190,6 +194,7 @@ def main() -> None:
     parser.add_argument("--bands", default="", help="comma-separated band names, e.g. 500,3000")
     parser.add_argument("--rooms", type=int, default=0, help="n_rooms of the room bank (default: the YAML's)")
     parser.add_argument("--positions", type=int, default=0, help="positions_per_room (default: the YAML's)")
+    parser.add_argument("--symmetric-views", action="store_true", help="train on the ring's turned rooms too")
     parser.add_argument("--models", default="mlp,cnn,crnn", help="mlp first (it runs the baselines)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials, 2 epochs, 2 seeds, 3000 Hz")
     args = parser.parse_args()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from objectives.errors import InvalidConfig
+from objectives.plain import plain_fields
 from objectives.task.sources.base import WALL_M, check_range, check_share
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class Reverberant:
     n_rooms: int = 10
     held_out_rooms: int = 2  # rooms only the validation (test) set sees
     positions_per_room: int = 12  # source positions simulated per room, spread over all classes
+    # Training clips also hear each room turned by the ring's symmetries (rotations by 360/M
+    # degrees, and the mirror image): 2M orientations per room for the cost of one.
+    symmetric_views: bool = False
 
     def validate(self, task: TaskConfig) -> None:
         check_share(self.share)
@@ -49,12 +53,27 @@ class Reverberant:
                                 f"got {self.held_out_rooms}: training and test need rooms of their own")
         if self.positions_per_room < 1:
             raise InvalidConfig("positions_per_room", f"must be >= 1, got {self.positions_per_room}")
+        if not isinstance(self.symmetric_views, bool):
+            raise InvalidConfig("symmetric_views", f"must be true or false, got {self.symmetric_views!r}")
+        if self.symmetric_views and task.array.geometry != "circular":
+            raise InvalidConfig("symmetric_views", f"needs a ring of evenly spaced microphones (task.array.geometry: "
+                                f"circular), whose rotations map microphones onto microphones; the array is "
+                                f"{task.array.geometry}")
+
+    def plain(self) -> dict:
+        """The YAML form; `symmetric_views` only when on, so that banks, caches and studies from
+        before it still match."""
+        data = plain_fields(self)
+        if not self.symmetric_views:
+            del data["symmetric_views"]
+        return data
 
     def clips(self, task: TaskConfig, band: Band, split: str, n: int, generator: torch.Generator,
               cache_dir: Path | None) -> Iterator[Clips]:
         from objectives.task.sources.rooms import load_or_build_bank, reverberant_clips  # torch, numpy
 
-        yield from reverberant_clips(load_or_build_bank(self, task, cache_dir), task, band, split, n, generator)
+        bank = load_or_build_bank(self, task, cache_dir)
+        yield from reverberant_clips(bank, task, band, split, n, generator, self.symmetric_views and split == "train")
 
     def fingerprint(self) -> str:
         return ""

@@ -5,7 +5,8 @@ A full image-source simulation of a reverberant room takes 0.3 to several second
 rooms are simulated once per bank (not per clip): `positions_per_room` source positions in
 each of `n_rooms` shoebox rooms, with RT60, size and source distance drawn from their
 ranges. Passing a fresh source through a stored RIR costs well under a millisecond per clip.
-The last `held_out_rooms` rooms are seen only by the validation (test) split.
+The last `held_out_rooms` rooms are seen only by the validation (test) split. With
+`symmetric_views` a training clip hears its RIR turned by one of a ring array's symmetries.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class RirBank:
 
 def bank_key(source: Reverberant, task: TaskConfig) -> str:
     """Every parameter that shapes the bank (not the share, not the band: RIRs are broadband)."""
-    spec = {"version": BANK_VERSION, "rooms": {k: v for k, v in to_dict(source).items() if k != "share"},
+    spec = {"version": BANK_VERSION,
+            "rooms": {k: v for k, v in to_dict(source).items() if k not in ("share", "symmetric_views")},
             "array": to_dict(task.array), "sample_rate": task.sample_rate, "seed": task.seed}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -145,9 +147,24 @@ def folded_responses(bank: RirBank, task: TaskConfig, band: Band) -> torch.Tenso
     return torch.fft.rfft(folded)[..., in_band(task, band, n)]
 
 
+def symmetric_views(n_mics: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 2·M symmetries of a ring of M evenly spaced mics (mic i at 360·i/M degrees): for each,
+    the stored mic that each mic hears (M,), whether the scene is mirrored across the x axis and
+    the degrees it turns by. A source at θ in the turned scene is at ±θ + turn."""
+    orders, mirrored, turns = [], [], []
+    for mirror in (False, True):
+        for step in range(n_mics):
+            orders.append([((step - mic) if mirror else (mic - step)) % n_mics for mic in range(n_mics)])
+            mirrored.append(mirror)
+            turns.append(360.0 * step / n_mics)
+    return torch.tensor(orders), torch.tensor(mirrored), torch.tensor(turns, dtype=torch.float64)
+
+
 def reverberant_clips(bank: RirBank, task: TaskConfig, band: Band, split: str, n: int,
-                      generator: torch.Generator) -> Iterator[Clips]:
-    """`n` clips in chunks: fresh band-limited sources through random stored RIRs of the split's rooms.
+                      generator: torch.Generator, turned: bool = False) -> Iterator[Clips]:
+    """`n` clips in chunks: fresh band-limited sources through random stored RIRs of the split's
+    rooms; `turned` (training clips with `symmetric_views`): each RIR in one of the ring's
+    symmetric orientations, drawn at random.
 
     As in free field (synthesis.py) the source is band-limited noise drawn in the frequency
     domain with a period of one clip, so the room is one product of spectra per clip: no
@@ -156,15 +173,20 @@ def reverberant_clips(bank: RirBank, task: TaskConfig, band: Band, split: str, n
     rooms = bank.rooms(split)
     mask = in_band(task, band, task.clip_samples)
     responses = folded_responses(bank, task, band)
+    orders, mirrored, turns = symmetric_views(task.array.n_mics)
     for start in range(0, n, CHUNK):
         size = min(CHUNK, n - start)
         room = torch.randint(rooms.start, rooms.stop, (size,), generator=generator)
         position = torch.randint(0, bank.rirs.shape[1], (size,), generator=generator)
+        response, angles = responses[room, position], bank.angles_deg[room, position]
+        if turned:
+            view = torch.randint(0, len(orders), (size,), generator=generator)
+            response = response.gather(1, orders[view][:, :, None].expand_as(response))
+            angles = (torch.where(mirrored[view], -angles, angles) + turns[view]) % 360.0
         snr_db = draw_snr(task, size, generator)
         source = torch.complex(torch.randn(size, int(mask.sum()), generator=generator),
                                torch.randn(size, int(mask.sum()), generator=generator))
         spectrum = torch.zeros(size, task.array.n_mics, mask.numel(), dtype=torch.complex64)
-        spectrum[..., mask] = source[:, None, :] * responses[room, position]
+        spectrum[..., mask] = source[:, None, :] * response
         clean = unit_power(torch.fft.irfft(spectrum, n=task.clip_samples))
-        angles = bank.angles_deg[room, position]
         yield Clips(add_sensor_noise(clean, task, band, snr_db, generator), angles, angle_labels(angles, task), snr_db)
