@@ -121,3 +121,25 @@ def test_band_noise_feature_phases_are_unbiased(geometry: str, center: float, wi
     unwrapped = np.abs(expected) < 3.0  # the slope where the phase does not wrap
     slope = ((expected + error) * expected)[unwrapped].sum() / (expected**2)[unwrapped].sum()
     assert slope == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("geometry", sorted(ARRAYS))
+def test_pair_phases_are_each_pairs_lead_difference(geometry: str) -> None:
+    # The tones of the exact-phase test, read as the `pairs` features: pair (m, n) has the
+    # phase 2π f (p_m - p_n)·u / c in every bin, for every pair, whitening or not.
+    center, width = BANDS[-1]
+    task, band = TaskConfig(array=ARRAYS[geometry]), Band("b", center, width)
+    extract = BandFeatures(task, band, "pairs")
+    bins = extract.bins.numpy()
+    freqs = bins * task.sample_rate / task.n_fft
+    pairs = [(m, n) for m in range(task.array.n_mics) for n in range(m + 1, task.array.n_mics)]
+    rng = np.random.default_rng(2)
+    for parity in (0, 1):
+        on = bins % 2 == parity
+        clips = torch.stack([tones(task, freqs[on], angle, rng) for angle in ANGLES])
+        x = extract(clips).double().reshape(len(ANGLES), 2 * len(pairs), bins.size).numpy()
+        got = np.angle(x[:, : len(pairs)] + 1j * x[:, len(pairs) :])[:, :, on]
+        lead = np.stack([leads(task.array, angle) for angle in ANGLES])  # (angles, mics)
+        expected = 2 * math.pi * np.stack([lead[:, m] - lead[:, n] for m, n in pairs], axis=1)[:, :, None] * freqs[on]
+        assert np.abs(wrapped(got - expected)).max() < 0.01, parity
+        assert np.allclose(np.hypot(x[:, : len(pairs)], x[:, len(pairs) :])[:, :, on], 1.0, atol=1e-5)

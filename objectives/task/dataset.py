@@ -84,7 +84,7 @@ def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None, featur
     `cache_dir` holds what sources share between bands (a room simulation's impulse responses)."""
     train_x, train_y = _features(task, band, "train", cache_dir, features)
     val_x, val_y = _features(task, band, "val", cache_dir, features)
-    over = (0,) if features == "averaged" else (0, 3)
+    over = (0, 3) if features == "frames" else (0,)  # per frame: over the frames too
     mean, std = train_x.mean(dim=over, keepdim=True), train_x.std(dim=over, keepdim=True).clamp_min(1e-6)
     return BandDataset(
         train_x=((train_x - mean) / std).contiguous(),

@@ -8,6 +8,11 @@ arg sum_frames X_m X_0^*, given as its cosine and sine. For a far-field source i
 u (azimuth θ, counter-clockwise from +x) it is 2π f (p_m - p_0)·u / c: positive when mic m
 is nearer the source than mic 0 and hears it first; on the linear array, mic m lies m
 spacings d from mic 0 along +x, which makes it 2π f m d cosθ / c.
+
+The `pairs` kind instead gives every microphone pair (m, n), m < n, the phase of
+sum_frames W_m W_n^*, where W is each frame's spectrum whitened to unit magnitude (PHAT): SRP-PHAT's
+steered response at any direction is a weighted sum of these cosines and sines, so a linear
+layer on them can express it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ class BandFeatures(torch.nn.Module):
     """waveforms (batch, mics, samples) -> features of `kind`: `averaged`, one vector
     (batch, (mics + 2*(mics-1)) * bins) from frame-averaged spectra, or `frames`, a map per frame
     (batch, mics + 2*(mics-1), bins, frames). Channels: each mic's log power (less the clip's
-    mean, for level invariance), then the cos and sin of each mic's phase against mic 0."""
+    mean, for level invariance), then the cos and sin of each mic's phase against mic 0.
+    `pairs`: one vector (batch, 2 * pairs * bins), the cos and sin of each pair's whitened phase."""
 
     def __init__(self, task: TaskConfig, band: Band, kind: str = "averaged"):
         super().__init__()
@@ -49,6 +55,8 @@ class BandFeatures(torch.nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         spec = self.band_spectra(waveforms)
+        if self.kind == "pairs":
+            return pair_phases(spec)
         power, cross = spec.abs().pow(2), spec[:, 1:] * spec[:, :1].conj()  # cross-spectra against mic 0
         if self.kind == "averaged":
             power, cross = power.mean(dim=-1), cross.mean(dim=-1)
@@ -57,6 +65,16 @@ class BandFeatures(torch.nn.Module):
         phase = cross / (cross.abs() + 1e-12)  # only the phase
         features = torch.cat([log_power, phase.real, phase.imag], dim=1)
         return features.flatten(1) if self.kind == "averaged" else features
+
+
+def pair_phases(spec: torch.Tensor) -> torch.Tensor:
+    """(batch, mics, bins, frames) spectra -> (batch, 2 * pairs * bins): the cos, then the sin, of
+    each pair's frame-averaged cross-spectrum of whitened frames, pairs in (0, 1), (0, 2), ... order."""
+    white = spec / (spec.abs() + 1e-12)
+    first, second = torch.triu_indices(spec.shape[1], spec.shape[1], 1)
+    cross = (white[:, first] * white[:, second].conj()).mean(dim=-1)
+    phase = cross / (cross.abs() + 1e-12)
+    return torch.cat([phase.real, phase.imag], dim=1).flatten(1)
 
 
 def feature_shape(task: TaskConfig, band: Band, kind: str) -> tuple[int, ...]:

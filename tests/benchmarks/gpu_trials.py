@@ -28,7 +28,7 @@ from objectives.task.config import Band, task_from_dict
 from objectives.task.dataset import load_or_generate
 from objectives.train.config import TrainConfig
 from objectives.train.loop import train
-from objectives.train.models import ModelConfig
+from objectives.train.models import FEATURE_KINDS, ModelConfig
 
 ROOT = Path(__file__).parents[2]
 
@@ -76,7 +76,7 @@ def main() -> None:
     task = task_from_dict(study["task"])
     (band,) = [Band(**b) for b in study["bands"] if b["name"] == args.band]
     epochs = study["training"]["epochs"]
-    for kind in ("averaged", "frames"):
+    for kind in FEATURE_KINDS:
         load_or_generate(task, band, Path(args.cache_dir), kind)  # once, before the workers read it
     context = multiprocessing.get_context("spawn")
     runs = [("cpu", args.cpu_workers)] + [("cuda", w) for w in args.gpu_workers if torch.cuda.is_available()]

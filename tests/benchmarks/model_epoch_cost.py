@@ -16,7 +16,7 @@ import _angle
 
 from objectives.task.dataset import load_or_generate
 from objectives.train.config import TrainConfig
-from objectives.train.models import MODELS, ModelConfig
+from objectives.train.models import FEATURE_KINDS, MODELS, ModelConfig
 from search.config import load_config
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     rows = []
     for plan in config.bands:
         data = {kind: load_or_generate(config.task, plan.band, Path(args.cache_dir), kind)
-                for kind in ("averaged", "frames")}
+                for kind in FEATURE_KINDS}
         seconds: dict[str, list[float]] = {name: [] for name in MODELS}
         ratios: dict[str, list[float]] = {name: [] for name in MODELS}
         accuracy: dict[str, float] = {}

@@ -1,4 +1,4 @@
-"""Benchmark: the tuned MLP, phase-map CNN and CRNN against MUSIC and SRP-PHAT in unseen rooms.
+"""Benchmark: the tuned MLP, phase-map CNN, CRNN and pair-phase MLP against MUSIC and SRP-PHAT in unseen rooms.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/models_vs_baselines.py [--trials 8] [--seeds 3]
         [--epochs E] [--bands 500,3000] [--rooms 20 --positions 24] [--symmetric-views] [--quick]
@@ -45,6 +45,7 @@ FIGURE = ROOT / "tests" / "benchmarks" / "figures" / "models_vs_baselines.png"
 FRAME_SPACE = {"channels": {"choices": [8, 16, 32]}, "hidden": {"choices": [32, 64]},
                "dropout": {"low": 0.0, "high": 0.3}}
 MODEL_SPACES = {"mlp": {"hidden": {"choices": [64, 128, 256]}, "dropout": {"low": 0.0, "high": 0.3}},
+                "pair_mlp": {"hidden": {"choices": [128, 256, 512]}, "dropout": {"low": 0.0, "high": 0.4}},
                 "cnn": FRAME_SPACE, "crnn": FRAME_SPACE}
 BASELINES = ("music", "srp_phat")
 
@@ -195,7 +196,7 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=0, help="n_rooms of the room bank (default: the YAML's)")
     parser.add_argument("--positions", type=int, default=0, help="positions_per_room (default: the YAML's)")
     parser.add_argument("--symmetric-views", action="store_true", help="train on the ring's turned rooms too")
-    parser.add_argument("--models", default="mlp,cnn,crnn", help="mlp first (it runs the baselines)")
+    parser.add_argument("--models", default="mlp,cnn,crnn,pair_mlp", help="mlp first (the time ratios' base)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials, 2 epochs, 2 seeds, 3000 Hz")
     args = parser.parse_args()
     if args.quick:
@@ -210,7 +211,7 @@ def main() -> None:
         settings = Settings.resolve(run_dir=str(Path(folder) / "runs"))
         for model in args.models.split(","):
             config = study_config(args, model)
-            if model == "mlp":
+            if not baselines:
                 rooms = config.task.sources[0]
                 print(f"room bank {rooms.n_rooms} rooms x {rooms.positions_per_room} positions: "
                       f"{time_bank(config, settings):.1f} s to simulate (first launch only)")

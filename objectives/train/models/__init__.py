@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from torch import nn
 
 # What a model reads: one vector per clip (averaged over frames: mics' log power, then the cos and
-# sin of each mic's phase against mic 0) or the same per frame, (channels, bins, frames).
-FEATURE_KINDS = ("averaged", "frames")
+# sin of each mic's phase against mic 0), the same per frame, (channels, bins, frames), or one
+# vector of every mic pair's whitened phase (objectives/task/features.py).
+FEATURE_KINDS = ("averaged", "frames", "pairs")
 _RESERVED = ("name", "factory", "features", "code_dir")
 
 
@@ -50,6 +51,8 @@ def _frame_net(kind: str) -> Callable[..., nn.Module]:
 
 MODELS: dict[str, ModelSpec] = {
     "mlp": ModelSpec(_mlp, "averaged", {"hidden": 128, "dropout": 0.1}, integers=("hidden",)),
+    # The same MLP on every mic pair's whitened phase, the statistic SRP-PHAT steers.
+    "pair_mlp": ModelSpec(_mlp, "pairs", {"hidden": 256, "dropout": 0.2}, integers=("hidden",)),
     # Phase-map CNN (Chakrabarty & Habets): convolutions across each frame's bins, class
     # posteriors per frame, averaged over the frames.
     "cnn": ModelSpec(_frame_net("PhaseMapCNN"), "frames",
