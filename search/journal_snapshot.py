@@ -1,6 +1,6 @@
 """A journal file with a snapshot beside it, so that opening a large study replays the snapshot
 and the lines written after it instead of every line (`bandsearch status` and a resumed launch
-on 10,000 trials: tests/benchmarks/scale.py --resume).
+on 10,000 trials: `tests/benchmarks/scale.py resume`).
 
 Optuna's JournalStorage asks a backend that is also a `BaseJournalSnapshot` to save its replayed
 state every 100 new trials, and loads that state when it opens. Here the state goes to
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import stat
 from pathlib import Path
@@ -24,6 +25,8 @@ from pathlib import Path
 import optuna
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._base import BaseJournalSnapshot  # what Optuna's Redis backend implements
+
+log = logging.getLogger(__name__)
 
 _GROWTH = 1.1  # a new snapshot once the journal has this many times the lines of the last one
 _PROBE = 4096  # bytes of the journal fingerprinted at its start and before the snapshot's line
@@ -45,11 +48,16 @@ class SnapshotJournalBackend(JournalFileBackend, BaseJournalSnapshot):
             return
         header = {"optuna": optuna.__version__, "lines": lines, **self._fingerprint(self._log_number_offset[lines])}
         partial = self._snapshot.with_name(f".{self._snapshot.name}.{os.getpid()}")
-        with partial.open("wb") as out:
-            out.write(json.dumps(header).encode() + b"\n")
-            out.write(snapshot)
-        os.chmod(partial, 0o644)
-        os.replace(partial, self._snapshot)
+        try:
+            with partial.open("wb") as out:
+                out.write(json.dumps(header).encode() + b"\n")
+                out.write(snapshot)
+            os.chmod(partial, 0o644)
+            os.replace(partial, self._snapshot)
+        except OSError as err:  # a full disk: the study goes on, later opens replay more of the journal
+            log.warning("could not write the journal snapshot %s (%s); opening the study replays the journal",
+                        self._snapshot, err)
+            partial.unlink(missing_ok=True)
         self._covered = lines
 
     def load_snapshot(self) -> bytes | None:

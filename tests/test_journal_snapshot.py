@@ -85,3 +85,13 @@ def test_a_snapshot_that_cannot_be_trusted_is_ignored_and_the_journal_replayed(t
     assert SnapshotJournalBackend(str(journal)).load_snapshot() is None
     storage = JournalStorage(SnapshotJournalBackend(str(journal)))
     assert _state(storage) == _state(JournalStorage(JournalFileBackend(str(journal))))
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_the_study_going(tmp_path: Path, caplog) -> None:
+    journal = tmp_path / "optuna.journal"
+    (tmp_path / "optuna.journal.snapshot").mkdir()  # where the snapshot goes, a folder: os.replace fails
+    _run_trials(journal, "a", 120)
+    assert "could not write the journal snapshot" in caplog.text
+    assert not list(tmp_path.glob(".optuna.journal.snapshot.*"))  # no partial file left
+    storage = JournalStorage(SnapshotJournalBackend(str(journal)))
+    assert _state(storage) == _state(JournalStorage(JournalFileBackend(str(journal))))
