@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +67,9 @@ def split_clips(task: TaskConfig, band: Band, split: str, cache_dir: Path | None
     return source_clips(task, band, split, generator, cache_dir)
 
 
-def _features(task: TaskConfig, band: Band, split: str, cache_dir: Path | None,
-              kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def split_features(task: TaskConfig, band: Band, split: str, cache_dir: Path | None,
+                   kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split's features of `kind`, not yet standardised, and its labels."""
     extract = BandFeatures(task, band, kind)
     xs, ys = [], []
     for clips in split_clips(task, band, split, cache_dir):
@@ -82,18 +83,25 @@ def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None, featur
     """Make train and validation sets (independent seeds) of `features` (objectives/task/features.py)
     and standardise each feature over the training clips (and, per frame, over the frames).
     `cache_dir` holds what sources share between bands (a room simulation's impulse responses)."""
-    train_x, train_y = _features(task, band, "train", cache_dir, features)
-    val_x, val_y = _features(task, band, "val", cache_dir, features)
-    over = (0, 3) if features == "frames" else (0,)  # per frame: over the frames too
-    mean, std = train_x.mean(dim=over, keepdim=True), train_x.std(dim=over, keepdim=True).clamp_min(1e-6)
+    train_x, train_y = split_features(task, band, "train", cache_dir, features)
+    val_x, val_y = split_features(task, band, "val", cache_dir, features)
+    standardise = standardiser(train_x, features)
     return BandDataset(
-        train_x=((train_x - mean) / std).contiguous(),
+        train_x=standardise(train_x),
         train_y=train_y,
-        val_x=((val_x - mean) / std).contiguous(),
+        val_x=standardise(val_x),
         val_y=val_y,
         n_classes=task.n_angle_bins,
         span_deg=task.array.span_deg,
     )
+
+
+def standardiser(train_x: torch.Tensor, features: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Features -> features standardised with the training clips' mean and deviation (per feature;
+    per frame map, over the frames too), as every split of a band's dataset is."""
+    over = (0, 3) if features == "frames" else (0,)
+    mean, std = train_x.mean(dim=over, keepdim=True), train_x.std(dim=over, keepdim=True).clamp_min(1e-6)
+    return lambda x: ((x - mean) / std).contiguous()
 
 
 def load_or_generate(task: TaskConfig, band: Band, cache_dir: Path | None, features: str = "averaged") -> BandDataset:

@@ -29,7 +29,7 @@ import torch
 
 from objectives.task import baselines as classical
 from objectives.task.config import BaselineSettings, TaskConfig
-from objectives.task.dataset import load_or_generate
+from objectives.task.dataset import load_or_generate, split_features, standardiser
 from objectives.task.sources.rooms import load_or_build_bank
 from objectives.train.config import train_from_dict
 from objectives.train.loop import train
@@ -107,9 +107,12 @@ def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> d
     error after the last epoch, seconds per epoch, final training and test loss."""
     plan = next(plan for plan in config.bands if plan.band.name == row["band"])
     best = train_from_dict(dict(row["config"]))
-    study_data = load_or_generate(config.task, plan.band, settings.cache_dir, best.model.feature_kind)
-    test = load_or_generate(test_task(), plan.band, settings.cache_dir, best.model.feature_kind)
-    data = dataclasses.replace(study_data, val_x=test.val_x, val_y=test.val_y)
+    kind = best.model.feature_kind
+    study_data = load_or_generate(config.task, plan.band, settings.cache_dir, kind)
+    # The test clips standardised as the training clips were (the study's statistics, not their own).
+    train_x, _ = split_features(config.task, plan.band, "train", settings.cache_dir, kind)
+    test_x, test_y = split_features(test_task(), plan.band, "val", settings.cache_dir, kind)
+    data = dataclasses.replace(study_data, val_x=standardiser(train_x, kind)(test_x), val_y=test_y)
     out: dict[str, list[float]] = {"acc": [], "err": [], "epoch_s": [], "train_loss": [], "val_loss": []}
     for seed in range(seeds):
         result = train(dataclasses.replace(best, seed=seed), data, device="cpu", dynamics=False)
