@@ -12,8 +12,7 @@ from typing import Any
 import optuna
 from rich.table import Table
 
-from objectives.task import baselines
-from objectives.task.config import Band, TaskConfig
+from objectives.task.config import METHODS, Band, BaselineSettings, TaskConfig
 from search import cluster
 from search.studies import BASELINES, NET_ERROR, best_trial, metric_of, open_band_studies, score
 
@@ -22,9 +21,15 @@ log = logging.getLogger(__name__)
 NAMES = {"music": "MUSIC", "srp_phat": "SRP-PHAT"}
 
 
-def start(task: TaskConfig, band: Band, settings: baselines.BaselineSettings, cache_dir: Path | None) -> Any:
+def start(task: TaskConfig, band: Band, settings: BaselineSettings, cache_dir: Path | None) -> Any:
     """A Ray reference to the band's baseline metrics (computed on the band's test clips)."""
-    return cluster.start(baselines.score, task, band, settings, cache_dir)
+    return cluster.start(_score, task, band, settings, cache_dir)
+
+
+def _score(task: TaskConfig, band: Band, settings: BaselineSettings, cache_dir: Path | None) -> dict[str, float]:
+    from objectives.task.baselines import score  # torch: loaded in the Ray task that scores
+
+    return score(task, band, settings, cache_dir)
 
 
 def record(study: optuna.Study, tracker: Any, parent_run_id: str, ref: Any) -> None:
@@ -61,7 +66,7 @@ def columns(methods: list[str], metric: str = "val_accuracy") -> list[str]:
 def table(storage_url: str, study_name: str) -> Table:
     """`bandsearch baselines STUDY`: per band, the best trial beside MUSIC and SRP-PHAT."""
     out = Table(title=f"study {study_name}: tuned network vs classical baselines on the same test clips")
-    methods = list(baselines.METHODS)
+    methods = list(METHODS)
     studies = open_band_studies(storage_url, study_name)
     for column in ["band", *columns(methods, metric_of(next(iter(studies.values())))), "test clips"]:
         out.add_column(column)

@@ -7,15 +7,21 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+def _pyplot():
+    """matplotlib's pyplot without a display, loaded with the first figure (not with the driver)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def lr_curve(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
              suggestion: float | None, title: str, path: Path) -> Path:
     """Loss against learning rate (log axis), the smoothed curve and the suggestion marked."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(lrs, losses, color="0.75", linewidth=1, label="loss")
     ax.plot(lrs, smoothed, color="C0", linewidth=2, label="smoothed")
@@ -38,6 +44,7 @@ def lr_curve(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[f
 def lr_heatmap(rows: Sequence[str], columns: Sequence[str], values: dict[tuple[str, str], float | None],
                title: str, path: Path, notes: dict[tuple[str, str], str] | None = None) -> Path:
     """Learning rate per band (rows) and optimizer (columns), colour on a log scale."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.6 * len(columns) + 2, 0.7 * len(rows) + 1.5), dpi=100)
     grid = [[math.log10(values[(r, c)]) if values.get((r, c)) else math.nan for c in columns] for r in rows]
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
@@ -61,6 +68,7 @@ def lr_heatmap(rows: Sequence[str], columns: Sequence[str], values: dict[tuple[s
 def per_epoch_lines(series: dict[str, dict[str, list[list[float]]]], metric: str, title: str, path: Path,
                     log_y: bool = False) -> Path:
     """One panel per band; per optimizer, the mean over seeds of `metric` by epoch."""
+    plt = _pyplot()
     bands = list(series)
     fig, axes = plt.subplots(1, len(bands), figsize=(4.5 * len(bands), 3.6), dpi=100, squeeze=False)
     for axis, band in zip(axes[0], bands):
@@ -84,6 +92,7 @@ def per_epoch_lines(series: dict[str, dict[str, list[list[float]]]], metric: str
 def bars_with_intervals(values: dict[str, dict[str, tuple[float, float]]], ylabel: str, title: str,
                         path: Path) -> Path:
     """Grouped bars: bands on the x axis, one bar per optimizer, error bars = 95 % intervals."""
+    plt = _pyplot()
     bands = list(values)
     optimizers = sorted({o for band in values.values() for o in band})
     width = 0.8 / max(1, len(optimizers))
@@ -107,6 +116,7 @@ def bars_with_intervals(values: dict[str, dict[str, tuple[float, float]]], ylabe
 def optuna_figure(plot: str, study, path: Path, **options) -> Path | None:
     """An optuna.visualization.matplotlib plot of `study` (with `options`) as PNG (None if it
     cannot be drawn)."""
+    plt = _pyplot()
     import optuna.visualization.matplotlib as ovm  # heavy: loaded only when a report draws it
 
     with warnings.catch_warnings():
@@ -126,6 +136,7 @@ def optuna_figure(plot: str, study, path: Path, **options) -> Path | None:
 def lr_fit(curves: dict[str, tuple[Sequence[tuple[float, float]], Sequence[tuple[float, float, float, float]]]],
            path: Path) -> Path:
     """Per label: the (Hz, lr) points and the fitted line with its 95 % prediction band, log-log."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     for label, (points, line) in curves.items():
         hz, lr, low, high = zip(*line)

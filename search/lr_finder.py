@@ -17,13 +17,12 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from objectives.plain import to_dict
-from objectives.task.dataset import BandDataset
-from objectives.train.lr_finder import SUGGESTIONS, RangeTestSettings, band_range_test
+from objectives.train.lr_rules import SUGGESTIONS, RangeTestSettings
 from objectives.train.models import ModelConfig
 from search import cluster, figures
 from search.config import StudyConfig
@@ -31,6 +30,9 @@ from search.settings import Settings
 from search.storage import open_storage
 from search.studies import FINDER_PREFIX, FINDER_STUDY
 from search.tracking import Tracker
+
+if TYPE_CHECKING:
+    from objectives.task.dataset import BandDataset
 
 
 def data_key(task: dict[str, Any], band: dict[str, Any], model: dict[str, Any]) -> str:
@@ -52,6 +54,8 @@ class FinderTask:
 
 
 def _range_test(data: BandDataset, optimizer: str, model: ModelConfig, settings: RangeTestSettings) -> dict:
+    from objectives.train.lr_finder import band_range_test  # torch: loaded in the Ray task that runs it
+
     result = band_range_test(data, model, optimizer, {}, settings)
     return {"lrs": result.lrs, "losses": result.losses, "smoothed": result.smoothed,
             "stop_reason": result.stop_reason, "diverged_lr": result.diverged_lr,

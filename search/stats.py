@@ -11,10 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 Censored = tuple[Sequence[float], Sequence[bool]]  # times, and whether each ended in the event (else censored)
 EXACT_LIMIT = 100_000  # label arrangements enumerated exactly; beyond, this many drawn at random
+
+
+def _t_quantile(level: float, dof: int) -> float:
+    """The two-sided `level` quantile of Student's t (scipy, half a second to load: loaded here,
+    not with the driver)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + level / 2, dof))
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -25,7 +32,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, math.nan
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    half = _t_quantile(level, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
     return mean, half
 
 
@@ -133,7 +140,7 @@ class Line:
         if self.n < 3:
             return y, math.nan
         spread = self.residual_sd * math.sqrt(1 + 1 / self.n + (x - self.x_mean) ** 2 / self.sxx)
-        return y, stats.t.ppf(0.5 + level / 2, self.n - 2) * spread
+        return y, _t_quantile(level, self.n - 2) * spread
 
 
 def fit_line(xs: Sequence[float], ys: Sequence[float]) -> Line:

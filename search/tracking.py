@@ -153,14 +153,20 @@ class Tracker:
             self.client.update_run(run_id, name=name)
         self.client.set_terminated(run_id, status=status)
 
-    def open_runs(self, experiment_id: str, study_name: str) -> dict[str, int]:
-        """Trial runs of one band study still RUNNING in MLflow: run id -> Optuna trial number."""
-        runs = self.client.search_runs(
-            [experiment_id], max_results=10000,
-            filter_string=f"attributes.status = 'RUNNING' and tags.`optuna.study_name` = '{study_name}' "
-                          "and tags.`bandsearch.role` = 'trial'",
-        )
-        return {run.info.run_id: int(run.data.tags["optuna.trial_number"]) for run in runs}
+    def open_runs(self, experiment_id: str) -> dict[str, dict[str, int]]:
+        """Trial runs of the experiment still RUNNING in MLflow, by band study: run id -> Optuna
+        trial number (one search for every band)."""
+        runs: dict[str, dict[str, int]] = {}
+        page_token = None
+        while True:
+            page = self.client.search_runs(
+                [experiment_id], max_results=10000, page_token=page_token,
+                filter_string="attributes.status = 'RUNNING' and tags.`bandsearch.role` = 'trial'")
+            for run in page:
+                tags = run.data.tags
+                runs.setdefault(tags["optuna.study_name"], {})[run.info.run_id] = int(tags["optuna.trial_number"])
+            if not (page_token := page.token):
+                return runs
 
 
 def serve_ui(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000) -> subprocess.Popen:

@@ -11,7 +11,6 @@ import logging
 import math
 import time
 import traceback
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +21,7 @@ from objectives.task.dataset import BandDataset
 from objectives.train.config import train_from_dict
 from objectives.train.loop import train
 from objectives.train.reporter import Diverged, StopTraining
-from search.objective import Objective
+from search.jobs import TrialJob, TrialOutcome
 from search.storage import open_storage
 from search.strategies import build_pruner
 from search.uris import is_remote_tracking, mask
@@ -38,34 +37,6 @@ def batch_seconds(tracking_uri: str) -> float:
     longer than that open it; shorter ones hand their epochs to the driver, which has the
     store open anyway."""
     return 2.0 if is_remote_tracking(tracking_uri) else 30.0
-
-
-@dataclass(frozen=True)
-class TrialJob:
-    storage_url: str
-    study_name: str
-    trial_id: int
-    trial_number: int
-    pruner: dict[str, Any]
-    tracking_uri: str
-    run_id: str
-    train_config: dict[str, Any]
-    threads: int = 1
-    objective: Objective = field(default_factory=Objective)
-
-
-@dataclass
-class TrialOutcome:
-    state: str  # complete | pruned | diverged | failed
-    value: float | None = None  # on the study's first objective
-    further: list[float] = field(default_factory=list)  # on the others, in a multi-objective study
-    epochs: int = 0
-    train_seconds: float = 0.0
-    trial_seconds: float = 0.0
-    error: str | None = None
-    unsent: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # epochs the driver logs
-    node: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=16)

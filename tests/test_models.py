@@ -25,6 +25,7 @@ from objectives.task.features import BandFeatures, feature_shape
 from objectives.train.config import TrainConfig, train_from_dict
 from objectives.train.loop import train
 from objectives.train.models import MODELS, ModelConfig, build_model, model_from_dict
+from objectives.train.models.frame_nets import pool_frames
 from objectives.train.optim import OPTIMIZERS
 from search.config import load_config, parse_config
 from search.errors import BandsearchError
@@ -210,3 +211,17 @@ def test_a_study_recorded_before_the_model_table_resumes_and_a_changed_model_doe
     assert len(open_studies(config, "old", settings, "0")) == 2
     with pytest.raises(BandsearchError, match="was created from a different training"):
         open_studies(_load(tmp_path, {"hidden": 32, "dropout": 0.2}), "old", settings, "0")
+
+
+@pytest.mark.parametrize("frames", [1, 4, 13, 15, 16])
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_pooling_frames_averages_each_run_as_torch_average_pooling_does(frames: int, size: int) -> None:
+    maps = torch.randn(3, 2, 4, frames, requires_grad=True)
+    ours = pool_frames(maps, size)
+    torchs = torch.nn.AvgPool2d((1, size), ceil_mode=True)(maps)
+    assert ours.shape == torchs.shape
+    torch.testing.assert_close(ours, torchs)
+    weights = torch.randn_like(ours)
+    (ours_grad,) = torch.autograd.grad((ours * weights).sum(), maps)
+    (torchs_grad,) = torch.autograd.grad((torchs * weights).sum(), maps)
+    torch.testing.assert_close(ours_grad, torchs_grad)

@@ -53,16 +53,26 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"study [bold]{study}[/]: {len(config.bands)} bands x {config.search.trials_per_band} trials, "
                   f"{config.search.workers} in flight; storage {mask(settings.storage_url)}"
                   + (f" served on {settings.storage_proxy}" if settings.storage_proxy else ""))
-    # torch, Ray and MLflow (~8 s): loaded once the study file and the flags are known to be good.
-    from search.driver.launch import launch, summarize
-    from search.progress import JsonLinesProgress, LiveProgress
+    # Once the study file, its model and the flags are known to be good, Ray starts in the
+    # background while the driver loads and the study is prepared; the command stops what it started.
+    from search import cluster
+    from search.driver.start import start
 
-    progress = {"live": lambda: LiveProgress(console), "json": JsonLinesProgress, "quiet": nullcontext}[args.progress]
-    with progress() as view:
-        bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus,
-                       take_over=args.take_over)
-    print_summary(console, study, summarize(bands), settings.tracking_uri, experiment_of(b.study for b in bands),
-                  config.baselines.methods)
+    joined_here = start(config, args.address, args.num_cpus)
+    try:
+        from search.driver.launch import launch, summarize
+        from search.progress import JsonLinesProgress, LiveProgress
+
+        progress = {"live": lambda: LiveProgress(console), "json": JsonLinesProgress,
+                    "quiet": nullcontext}[args.progress]
+        with progress() as view:
+            bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus,
+                           take_over=args.take_over)
+        print_summary(console, study, summarize(bands), settings.tracking_uri,
+                      experiment_of(b.study for b in bands), config.baselines.methods)
+    finally:
+        if joined_here:
+            cluster.disconnect()
     return 0
 
 

@@ -5,8 +5,9 @@ Read in this order:
   from), its MLflow parent run, and what has happened in it so far (`BandRun`).
 - `recovery.py`: a dead driver's leftovers: trials left RUNNING are failed and retried, MLflow
   runs left open are closed.
-- `connect.py`: Ray, the storage proxy, the check that every node reaches the storage and
-  MLflow, each band's dataset built once, and `lr: {from: lr_finder}` ranges resolved.
+- `start.py`: the model checked, then Ray joined in the background. `connect.py`: the wait
+  for Ray, the storage proxy, the check that every node reaches the storage and MLflow, each
+  band's dataset built once, and `lr: {from: lr_finder}` ranges resolved.
 - `loop.py`: `Launch`, the scheduling loop: ask and sample a trial, open its MLflow run,
   submit it, and keep W in flight until every band has its budget; `seams.py`: where trials
   run (`TrialRunner`) and who hears of progress.

@@ -12,10 +12,10 @@ from search.config import StudyConfig
 from search.driver.bands import BandRun, summary_row
 from search.driver.loop import Launch
 from search.driver.seams import Progress
+from search.driver.start import start
 from search.lease import Lease
 from search.lr_fit import log_with_fit
 from search.lr_tables import finder_table, study_table
-from search.model_check import check_models
 from search.settings import Settings
 from search.uris import mask
 
@@ -26,14 +26,20 @@ def launch(config: StudyConfig, study_name: str, settings: Settings, progress: P
            address: str | None = None, num_cpus: int | None = None, take_over: bool = False) -> list[BandRun]:
     """Create or resume the study and run every band to its budget, holding the study's lease
     (search/lease.py) from before recovery to the last trial; `take_over` takes an expired one."""
-    # What cannot work is refused before anything is created (the MLflow store, the storage).
-    check_models(config)
-    cluster.check_address(address)
-    run = Launch(config, study_name, settings, progress)
-    run.tracker.tracker.check()
-    with Lease(settings.storage_url, study_name).hold(take_over):
-        run.prepare()
-        bands = run.run(address=address, num_cpus=num_cpus)
+    # What cannot work is refused before anything is created (the MLflow store, the storage);
+    # Ray is joined in the background while the study is prepared; a failed launch stops what
+    # it started.
+    joined_here = start(config, address, num_cpus)
+    try:
+        run = Launch(config, study_name, settings, progress)
+        run.tracker.tracker.check()
+        with Lease(settings.storage_url, study_name).hold(take_over):
+            run.prepare()
+            bands = run.run(address=address, num_cpus=num_cpus)
+    except BaseException:
+        if joined_here:
+            cluster.disconnect()
+        raise
     publish_tables(settings, study_name)
     return bands
 

@@ -25,6 +25,7 @@ from search.driver.run_params import flat_params, run_name
 from search.driver.seams import Progress, TrialRunner
 from search.driver.transfer import Neighbours
 from search.errors import BandsearchError
+from search.jobs import TrialJob
 from search.outbox import Outbox
 from search.proxy import StorageProxy
 from search.settings import Settings
@@ -32,7 +33,6 @@ from search.studies import BASELINES, BUDGET, PARENT_RUN, TRAIN_CONFIG, UNSENT_W
 from search.tracking import Tracker
 from search.transfer import lineage_tags
 from search.uris import mask
-from search.worker import TrialJob
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,10 @@ class Launch:
         dead driver left. No Ray yet."""
         self.tracker.tracker.check()
         self.experiment_id = self.tracker.tracker.experiment(self.study_name, self.settings.artifact_root)
-        budget = self.config.search.trials_per_band
+        budget, open_runs = self.config.search.trials_per_band, self.tracker.tracker.open_runs(self.experiment_id)
         for plan, study in open_studies(self.config, self.study_name, self.settings, self.experiment_id):
             band = BandRun(plan, study, study.user_attrs.get(PARENT_RUN, ""), budget)
-            recover(band, self.tracker, self.experiment_id, self.outcomes)
+            recover(band, self.tracker, open_runs.get(study.study_name, {}), self.outcomes)
             if band.finished > budget:
                 raise BandsearchError(
                     f"study {self.study_name!r} band {band.name} has {band.finished} finished trials, more than "

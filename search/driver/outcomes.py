@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 
 from search.driver.bands import BandRun
 from search.driver.run_params import run_name
+from search.jobs import TrialOutcome
 from search.studies import ATTEMPT, FAIL_REASON, NET_ERROR, RETRIED, RETRY_OF, STOP_REASON, metric_of, score
-from search.worker import TrialOutcome
 
 log = logging.getLogger(__name__)
 

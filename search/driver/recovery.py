@@ -17,9 +17,9 @@ from search.outbox import Outbox
 from search.studies import RETRIED, RUN_ID, STOP_REASON, TRAIN_CONFIG, live_trial
 
 
-def recover(band: BandRun, outbox: Outbox, experiment_id: str, outcomes: Outcomes) -> None:
-    """Count what is done in `band`, fail and retry its orphaned trials, close its open runs."""
-    open_runs = outbox.tracker.open_runs(experiment_id, band.study.study_name)
+def recover(band: BandRun, outbox: Outbox, open_runs: dict[str, int], outcomes: Outcomes) -> None:
+    """Count what is done in `band`, fail and retry its orphaned trials, close its `open_runs`
+    (MLflow runs still RUNNING: run id -> trial number)."""
     trials = band.study.get_trials(deepcopy=False)
     states = {frozen.number: frozen.state for frozen in trials}
     for frozen in trials:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from search.driver.bands import BandRun
-from search.worker import TrialJob, TrialOutcome
+from search.jobs import TrialJob, TrialOutcome
 
 
 class Progress(Protocol):
