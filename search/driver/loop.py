@@ -67,7 +67,7 @@ class Launch:
 
     def prepare(self) -> None:
         """Reach MLflow and the storage, create or resume each band's study and clean up what a
-        dead driver left. No Ray yet."""
+        dead driver left; no Ray needed (a launch joins it meanwhile, search/driver/start.py)."""
         self.tracker.tracker.check()
         self.experiment_id = self.tracker.tracker.experiment(self.study_name, self.settings.artifact_root)
         budget, open_runs = self.config.search.trials_per_band, self.tracker.tracker.open_runs(self.experiment_id)

@@ -16,8 +16,7 @@ from torch import nn
 
 def pool_frames(maps: torch.Tensor, size: int) -> torch.Tensor:
     """Each run of `size` frames (the last axis) averaged, a shorter last run over its own frames:
-    `nn.AvgPool2d((1, size), ceil_mode=True)`, in half its time on CPU (a mean over a reshaped
-    axis instead of a pooling window)."""
+    `nn.AvgPool2d((1, size), ceil_mode=True)` as a mean over a reshaped axis, cheaper on CPU."""
     frames = maps.shape[-1]
     whole = frames // size * size
     pooled = maps[..., :whole].unflatten(-1, (frames // size, size)).mean(-1)
