@@ -137,7 +137,11 @@ class Outbox:
                     if not self.queue:
                         return
                     write = self.queue[0]
-                sent = self._attempt(write)
+                try:
+                    sent = self._attempt(write)
+                except BaseException:  # a bug, not an outage: dropped, or the writes behind it never go
+                    log.exception("MLflow writer: %s failed; dropped", write.method)
+                    sent = True
                 with self._changed:
                     if sent:
                         self.queue.popleft()

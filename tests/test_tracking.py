@@ -132,3 +132,28 @@ def test_the_driver_does_not_wait_on_a_slow_store(tracker) -> None:
     assert outbox.flush(force=True)
     history = tracker.client.get_metric_history(outbox.resolve(run_id), "loss")
     assert sorted(m.step for m in history) == list(range(5))
+
+
+class _Broken(BaseException):
+    """What no `except Exception` catches: a bug in the writer's path, not an outage."""
+
+
+def test_a_write_that_breaks_the_writer_is_dropped_and_the_writes_after_it_land(tracker) -> None:
+    experiment = tracker.experiment("broken", None)
+    real = tracker.client.log_batch
+
+    def breaking_on_step_0(*args, **kwargs):
+        if any(metric.step == 0 for metric in kwargs.get("metrics", ())):
+            raise _Broken("a store plugin's bug")  # every time: retrying it would never end
+        return real(*args, **kwargs)
+
+    tracker.client.log_batch = breaking_on_step_0
+    outbox = Outbox(tracker)
+    run_id = outbox.start_run(experiment, "t000", tags={})
+    for step in range(3):
+        outbox.log(run_id, metrics={"loss": float(step)}, step=step)
+    flushed = threading.Event()
+    threading.Thread(target=lambda: outbox.flush(force=True) and flushed.set(), daemon=True).start()
+    assert flushed.wait(30.0), "a broken write kept the outbox retrying forever"
+    history = tracker.client.get_metric_history(outbox.resolve(run_id), "loss")
+    assert sorted(m.step for m in history) == [1, 2]
