@@ -17,8 +17,8 @@ EXACT_LIMIT = 100_000  # label arrangements enumerated exactly; beyond, this man
 
 
 def _t_quantile(level: float, dof: int) -> float:
-    """The two-sided `level` quantile of Student's t (scipy, half a second to load: loaded here,
-    not with the driver)."""
+    """The two-sided `level` quantile of Student's t (scipy takes half a second to load: loaded
+    on first use, not with every command that imports this module)."""
     from scipy import stats
 
     return float(stats.t.ppf(0.5 + level / 2, dof))
