@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _MAX_PARAMS, _MAX_METRICS = 100, 1000
 _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 8000
 PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
 # Marks a run created through the Outbox, so a replay finds it instead of creating it twice.
 TOKEN_TAG = "bandsearch.create_token"
 # MLflow versions that read it open the experiment on its training runs, not on GenAI traces.
@@ -149,8 +150,8 @@ class Tracker:
 
     def finish(self, run_id: str, status: str, name: str | None = None) -> None:
         """End a run as FINISHED, KILLED (pruned or interrupted) or FAILED, renamed to `name` if given."""
-        if name:
-            self.client.update_run(run_id, name=name)
+        if name:  # the run-name tag renames the run; MlflowClient.update_run would first read the whole run
+            self.client.set_tag(run_id, RUN_NAME_TAG, name)
         self.client.set_terminated(run_id, status=status)
 
     def open_runs(self, experiment_id: str) -> dict[str, dict[str, int]]:

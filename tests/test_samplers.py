@@ -38,13 +38,31 @@ def test_the_window_keeps_running_best_and_recent_trials() -> None:
     assert [t.number for t in kept] == [0, 1, 2, 3, 4, *range(90, 100), 101]  # a failure takes no place
 
 
-def test_a_study_within_the_history_samples_exactly_as_tpe() -> None:
+def _pruned_objective(trial: optuna.Trial) -> float:
+    """_objective's value reported over 9 steps, nearer to it at each, so that a pruner acts."""
+    value = _objective(trial)
+    for step in range(1, 10):
+        trial.report(value + 1.0 / step, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+def _hyperband() -> optuna.pruners.HyperbandPruner:
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9)
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_a_study_within_the_history_samples_exactly_as_tpe(pruned) -> None:
     options = {"multivariate": True, "group": True, "constant_liar": True, "n_startup_trials": 5, "seed": 3}
-    studies = [optuna.create_study(sampler=sampler) for sampler in
-               (optuna.samplers.TPESampler(**options), BoundedTPESampler(history=40, **options))]
+    # One study name: Hyperband assigns a trial's bracket from it.
+    studies = [optuna.create_study(study_name="same", sampler=sampler, pruner=_hyperband() if pruned else None)
+               for sampler in
+               (optuna.samplers.TPESampler(**options), BoundedTPESampler(history=60, **options))]
     for study in studies:
-        study.optimize(_objective, n_trials=40)
+        study.optimize(_pruned_objective if pruned else _objective, n_trials=60)
     assert [t.params for t in studies[0].trials] == [t.params for t in studies[1].trials]
+    assert not pruned or sum(t.state == TrialState.PRUNED for t in studies[1].trials) >= 10
 
 
 class _Recording(BoundedTPESampler):

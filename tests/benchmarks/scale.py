@@ -135,7 +135,15 @@ def warm_workers(workers: int) -> None:
     ray.get([cluster.start(_import_worker, 2.0) for _ in range(workers)])
 
 
-def run_bandsearch(raw: dict, workers: int, folder: Path, server: bool) -> dict:
+def pin_driver(cpu: int | None) -> None:
+    """Every thread of this process (the driver's, and those it starts later) on CPU `cpu` alone;
+    Ray's own processes, started before, keep every CPU."""
+    if cpu is not None:
+        for thread in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(thread), {cpu})
+
+
+def run_bandsearch(raw: dict, workers: int, folder: Path, server: bool, driver_cpu: int | None = None) -> dict:
     """One launch through the real Launch, with the meter's probes on its parts."""
     from search import cluster
     from search.config import parse_config
@@ -184,6 +192,7 @@ def run_bandsearch(raw: dict, workers: int, folder: Path, server: bool) -> dict:
         open_parent_runs(launch.bands, launch.tracker, launch.experiment_id, "scale", settings.storage_url)
         launch.connect(num_cpus=workers)
         warm_workers(workers)
+        pin_driver(driver_cpu)
         meter.restart()
         loop_cpu, started = time.thread_time(), time.perf_counter()
         launch.loop()
@@ -258,8 +267,9 @@ def cmd_throughput(args) -> list[dict]:
         folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="scale-"))
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "scale.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))  # the order of choices counts
-        row = run_bandsearch(raw, workers, folder, args.server)
+        row = run_bandsearch(raw, workers, folder, args.server, args.driver_cpu)
         row.update(kind="throughput", workers=workers, bands=args.bands, trials_per_band=args.trials,
+                   driver_cpu=args.driver_cpu,
                    epochs=args.epochs, epoch_seconds=args.epoch_seconds, server=args.server, folder=str(folder))
         rows.append(row)
     return rows
@@ -308,6 +318,7 @@ def main() -> None:
         p.add_argument("--waves", type=int, default=4, help="speedup: trials = waves x W")
         p.add_argument("--server", action="store_true", help="a real mlflow server and the gRPC storage proxy")
         p.add_argument("--keep", help="throughput: keep the study in this folder (for `resume`)")
+        p.add_argument("--driver-cpu", type=int, help="throughput: the driver's threads on this CPU alone")
     sub.add_parser("resume").add_argument("folder")
     sub.add_parser("plot")
     args = parser.parse_args()
