@@ -4,8 +4,8 @@ that goes through the real path: ask, Ray task, report/prune, tell, MLflow.
 
     PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py speedup --workers 1 4 16 64
     PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py throughput --workers 16 --trials 1000
-    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py throughput --bands 24 --trials 417 \
-        --keep /tmp/scale-10k        # then: scale.py resume /tmp/scale-10k
+    PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py throughput --workers 32 --bands 24 \
+        --trials 417 --keep /tmp/scale-10k    # then: scale.py resume /tmp/scale-10k [--repeats 5]
     PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py optuna --workers 16 --trials 1000
     PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py tune --workers 16 --trials 300
     PYTHONPATH=.:tests/benchmarks .venv/bin/python tests/benchmarks/scale.py plot
@@ -25,9 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -275,36 +272,6 @@ def cmd_throughput(args) -> list[dict]:
     return rows
 
 
-def cmd_resume(args) -> list[dict]:
-    """A kept study (`throughput --keep`): time `bandsearch status` on it, and `launch` it again with
-    one more trial per band, timing the start to the first new trial's submission (the CLI's own
-    log line), then interrupting it (Ctrl-C: the launch ends cleanly)."""
-    folder = Path(args.folder)
-    raw = yaml.safe_load((folder / "scale.yaml").read_text())
-    budget = raw["search"]["trials_per_band"] + 1
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'benchmarks'}", "SLEEP_EPOCH_SECONDS": "0"}
-    bandsearch, where = str(Path(sys.executable).parent / "bandsearch"), ["--run-dir", str(folder)]
-    started = time.perf_counter()
-    status = subprocess.run([bandsearch, "status", "scale", "--json", *where], env=env, capture_output=True,
-                            text=True)
-    status_s = time.perf_counter() - started
-    assert status.returncode == 0, status.stderr
-    total = sum(row["finished"] for row in json.loads(status.stdout))
-    started = time.perf_counter()
-    process = subprocess.Popen([bandsearch, "-v", "launch", str(folder / "scale.yaml"), "--study", "scale", *where,
-                                "--trials", str(budget), "--workers", "8", "--num-cpus", "8", "--progress", "json"],
-                               env=env, stderr=subprocess.STDOUT, stdout=subprocess.PIPE, text=True)
-    first_trial_s = None
-    for line in process.stdout:
-        if re.search(r"band \S+ trial \d+ submitted", line):  # the driver's log line at -v
-            first_trial_s = time.perf_counter() - started
-            process.send_signal(signal.SIGINT)  # the measure is taken; end the launch cleanly
-            break
-    process.communicate(timeout=300)
-    return [{"kind": "resume", "finished_trials": total, "status_s": status_s, "first_new_trial_s": first_trial_s,
-             "stopped_s": time.perf_counter() - started, "returncode": process.returncode}]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -319,7 +286,9 @@ def main() -> None:
         p.add_argument("--server", action="store_true", help="a real mlflow server and the gRPC storage proxy")
         p.add_argument("--keep", help="throughput: keep the study in this folder (for `resume`)")
         p.add_argument("--driver-cpu", type=int, help="throughput: the driver's threads on this CPU alone")
-    sub.add_parser("resume").add_argument("folder")
+    resume = sub.add_parser("resume")
+    resume.add_argument("folder")
+    resume.add_argument("--repeats", type=int, default=5)
     sub.add_parser("plot")
     args = parser.parse_args()
     if args.command == "plot":
@@ -328,6 +297,7 @@ def main() -> None:
         plot(RESULTS, FIGURES)
         return
     from scale_others import cmd_optuna, cmd_tune
+    from scale_resume import cmd_resume
 
     commands = {"speedup": cmd_speedup, "throughput": cmd_throughput, "resume": cmd_resume, "optuna": cmd_optuna,
                 "tune": cmd_tune}

@@ -72,7 +72,9 @@ def cmd_optuna(args) -> list[dict]:
                 return sleep_objective.run(_config(plan, config, trial), None, _OptunaReporter(trial))["score"]
 
             started = time.perf_counter()
-            study.optimize(objective, n_trials=args.trials, n_jobs=workers)
+            # One trial first: Hyperband sets its brackets up at the first trial, and not thread-safely.
+            study.optimize(objective, n_trials=1)
+            study.optimize(objective, n_trials=args.trials - 1, n_jobs=workers)
             wall = time.perf_counter() - started
         rows.append({"kind": "optuna", "workers": workers, "trials": args.trials, "wall_s": wall,
                      "trials_per_s": args.trials / wall, "epochs": args.epochs, "epoch_seconds": args.epoch_seconds})

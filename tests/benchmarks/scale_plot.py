@@ -27,11 +27,9 @@ def plot(results: Path, figures: Path) -> Path:
         left.set(xscale="log", yscale="log", xlabel="workers W (trials in flight)", ylabel="speedup vs W = 1",
                  title=f"{speedup[-1]['epochs'] * speedup[-1]['epoch_seconds']:g}-second trials")
         left.legend()
-    for row in growth:
+    for label, row in _latest_of_each_setup(growth).items():
         # The bucket the budget itself opens holds only the last trial, which prepares nothing more.
         buckets = {k: v for k, v in row["driver_cpu_ms_by_finished"].items() if int(k) < row["trials_per_band"]}
-        label = f"{row.get('bands', 1)} band(s), W={row['workers']}" + (", mlflow server + proxy" if row.get(
-            "server") else "") + (" (before)" if "before" in row.get("code", "") else "")
         right.plot([max(int(k), 1) for k in buckets], list(buckets.values()), "o-", label=label)
     right.set(xscale="log", xlabel="finished trials in the band", ylabel="driver thread CPU per trial (ms)",
               title="driver cost as a study grows")
@@ -41,3 +39,16 @@ def plot(results: Path, figures: Path) -> Path:
     out = figures / "scale.png"
     figure.savefig(out, dpi=110)
     return out
+
+
+def _latest_of_each_setup(rows: list[dict]) -> dict[str, dict]:
+    """The last run of each setup (bands, W, tracking server, driver pinned; runs marked "before"
+    apart), by its label."""
+    latest = {}
+    for row in rows:
+        label = (f"{row.get('bands', 1)} band(s), W={row['workers']}"
+                 + (", mlflow server + proxy" if row.get("server") else "")
+                 + (", driver on one core" if row.get("driver_cpu") is not None else "")
+                 + (" (before)" if "before" in row.get("code", "") else ""))
+        latest[label] = row
+    return latest
