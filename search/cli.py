@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     _local_ray_on_loopback(getattr(args, "address", None))
     _received.clear()
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # cluster.connect keeps it over ray.init's
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # ray_connection.connect keeps it over ray.init's
     try:
         return args.run(args)
     except BandsearchError as err:

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from objectives.task.dataset import load_or_generate
 from objectives.train.loop import train
-from search import cluster
+from search import cluster, ray_connection
 from search.config import parse_config
 from search.driver.launch import launch
 from search.driver.loop import Launch
@@ -38,9 +38,9 @@ pytestmark = pytest.mark.timeout(300)
 
 @pytest.fixture(scope="module")
 def ray_local():
-    cluster.connect(None, num_cpus=2)
+    ray_connection.connect(None, num_cpus=2)
     yield
-    cluster.disconnect()
+    ray_connection.disconnect()
 
 
 @pytest.fixture(scope="module")

@@ -102,13 +102,13 @@ def test_a_trial_larger_than_every_node_is_refused_naming_the_key(tmp_path: Path
 
 
 def test_a_launch_refused_while_ray_starts_in_the_background_stops_the_cluster_it_started(tmp_path: Path) -> None:
-    """The driver joins Ray in a thread while it prepares the study (search/cluster.py `join`);
+    """The driver joins Ray in a thread while it prepares the study (search/ray_connection.py `join`);
     a launch that fails meanwhile (here: another driver holds the study's lease) waits for the
     join, then stops the local cluster it started: no Ray process and no connection are left.
     Later joins in the same process start afresh, also after a bare `ray.shutdown()`."""
     import ray
 
-    from search import cluster
+    from search import ray_connection
     from search.config import parse_config
     from search.driver.launch import launch
     from search.errors import BandsearchError
@@ -125,11 +125,11 @@ def test_a_launch_refused_while_ray_starts_in_the_background_stops_the_cluster_i
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     _, alive = psutil.wait_procs(left, timeout=30)
     assert not [p.cmdline()[:2] for p in alive], "the Ray processes the refused launch started outlived it"
-    cluster.connect(None, num_cpus=1)  # a later launch in the same process joins afresh
+    ray_connection.connect(None, num_cpus=1)  # a later launch in the same process joins afresh
     assert ray.cluster_resources()["CPU"] == 1
-    ray.shutdown()  # as a user's own code might, behind the cluster module's back
-    cluster.connect(None, num_cpus=2)
+    ray.shutdown()  # as a user's own code might, behind ray_connection's back
+    ray_connection.connect(None, num_cpus=2)
     try:
         assert ray.cluster_resources()["CPU"] == 2
     finally:
-        cluster.disconnect()
+        ray_connection.disconnect()

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                   + (f" served on {settings.storage_proxy}" if settings.storage_proxy else ""))
     # Once the study file, its model and the flags are known to be good, Ray starts in the
     # background while the driver loads and the study is prepared; the command stops what it started.
-    from search import cluster
+    from search import ray_connection
     from search.driver.start import start
 
     joined_here = start(config, args.address, args.num_cpus)
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                       experiment_of(b.study for b in bands), config.baselines.methods)
     finally:
         if joined_here:
-            cluster.disconnect()
+            ray_connection.disconnect()
     return 0
 
 

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     study = args.study or check_study_name(config.source.stem)
     # torch, Ray and MLflow (~8 s): loaded once the study file is known to be good.
-    from search import cluster
+    from search import cluster, ray_connection
     from search.driver.bands import open_studies
     from search.driver.launch import publish_tables
     from search.lr_finder import LrFinder
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     finder = LrFinder(config, study, settings)
     tasks = finder.tasks()
     with console.status(f"{len(tasks)} range tests ({config.lr_finder.steps} steps each) on Ray"):
-        cluster.connect(args.address, num_cpus=args.num_cpus, py_modules=config.user_modules())
+        ray_connection.connect(args.address, num_cpus=args.num_cpus, py_modules=config.user_modules())
         data = cluster.datasets(config.task, [plan.band for plan in config.bands], settings.cache_dir,
                                 config.training.model.feature_kind)
         results = finder.run(tasks, data, rerun=args.rerun)

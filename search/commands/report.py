@@ -33,14 +33,14 @@ def run(args: argparse.Namespace) -> int:
         raise BandsearchError(f"study {args.study!r} ran your own objective.function ({function}); `bandsearch "
                               "report` re-runs the built-in training loop and needs a study that used it")
     # torch, Ray, MLflow and matplotlib (~8 s): loaded once the study is known to exist.
-    from search import cluster
+    from search import ray_connection
     from search.report import write_report
 
     out = Path(args.out) if args.out else settings.run_dir / "reports" / args.study
     console = Console()
     with console.status(f"re-running each band's best configurations with {args.seeds} seeds on Ray"):
-        cluster.connect(args.address, num_cpus=args.num_cpus,
-                        py_modules=study_model(studies.values()).py_modules())
+        ray_connection.connect(args.address, num_cpus=args.num_cpus,
+                               py_modules=study_model(studies.values()).py_modules())
         report = write_report(settings, args.study, args.seeds, out)
     console.print(f"wrote {report} (and logged it to MLflow experiment [bold]{args.study}[/], run 'optimizer report')")
     return 0

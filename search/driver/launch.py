@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from search import cluster
+from search import ray_connection
 from search.config import StudyConfig
 from search.driver.bands import BandRun, summary_row
 from search.driver.loop import Launch
@@ -38,7 +38,7 @@ def launch(config: StudyConfig, study_name: str, settings: Settings, progress: P
             bands = run.run(address=address, num_cpus=num_cpus)
     except BaseException:
         if joined_here:
-            cluster.disconnect()
+            ray_connection.disconnect()
         raise
     publish_tables(settings, study_name)
     return bands

@@ -15,7 +15,7 @@ from typing import Any
 
 from objectives.errors import InvalidConfig
 from objectives.plain import to_dict
-from search import baselines, cluster
+from search import baselines, cluster, ray_connection
 from search.config import StudyConfig
 from search.driver.bands import BandRun, close_parent_run, open_parent_runs, open_studies
 from search.driver.connect import check_reach, check_user_code, resolve_lr_ranges, serve_storage, start_datasets
@@ -87,7 +87,7 @@ class Launch:
         """Join Ray (shipping the user's modules to every node), check a trial fits a node,
         serve the storage if asked, check every node reaches the storage and MLflow, start each
         band's dataset and resolve learning rates taken from the LR finder."""
-        cluster.connect(address, num_cpus=num_cpus, py_modules=self.config.user_modules())
+        ray_connection.connect(address, num_cpus=num_cpus, py_modules=self.config.user_modules())
         self.gpus = cluster.gpus_per_trial(self.config.search.gpus_per_trial, self.config.search.workers)
         cluster.check_fits(self.config.search.cpus_per_trial, self.gpus)
         if self.settings.storage_proxy and self.proxy is None:

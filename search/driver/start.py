@@ -1,10 +1,10 @@
 """The first step of a launch, light enough to take before the driver loads: refuse a model
 that cannot work, then start joining Ray in the background while the rest loads and the study
-is prepared (search/cluster.py `join`)."""
+is prepared (search/ray_connection.py `join`)."""
 
 from __future__ import annotations
 
-from search import cluster
+from search import ray_connection
 from search.config import StudyConfig
 
 
@@ -18,4 +18,4 @@ def start(config: StudyConfig, address: str | None = None, num_cpus: int | None 
         from search.model_check import check_models
 
         check_models(config)
-    return cluster.join(address, num_cpus, py_modules=config.user_modules())
+    return ray_connection.join(address, num_cpus, py_modules=config.user_modules())

@@ -142,7 +142,7 @@ def pin_driver(cpu: int | None) -> None:
 
 def run_bandsearch(raw: dict, workers: int, folder: Path, server: bool, driver_cpu: int | None = None) -> dict:
     """One launch through the real Launch, with the meter's probes on its parts."""
-    from search import cluster
+    from search import ray_connection
     from search.config import parse_config
     from search.driver.loop import Launch
     from search.settings import Settings
@@ -197,7 +197,7 @@ def run_bandsearch(raw: dict, workers: int, folder: Path, server: bool, driver_c
     finally:
         if launch.proxy is not None:
             launch.proxy.stop()
-        cluster.disconnect()
+        ray_connection.disconnect()
         if mlflow_server is not None:
             mlflow_server.stop()
     return summarize(meter, loop_cpu, writer_cpu[0], wall, workers)
