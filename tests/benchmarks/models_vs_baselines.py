@@ -1,7 +1,8 @@
 """Benchmark: the tuned MLP, phase-map CNN, CRNN and pair-phase MLP against MUSIC and SRP-PHAT in unseen rooms.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/models_vs_baselines.py [--trials 8] [--seeds 3]
-        [--epochs E] [--bands 500,3000] [--rooms 10] [--positions 24] [--symmetric-views off] [--quick]
+        [--epochs E] [--train-clips N] [--bands 500,3000] [--rooms 10] [--positions 24]
+        [--symmetric-views off] [--quick]
 
 On spaces/reverberant_circular.yaml (6-mic ring, 36 classes), per model: a short study (--trials
 per band, the YAML's space plus the model's settings; its validation clips come from the bank's
@@ -59,6 +60,8 @@ def study_config(args: argparse.Namespace, model: str) -> StudyConfig:
     raw["space"]["model"] = MODEL_SPACES[model]
     if args.epochs:
         raw["training"]["epochs"] = args.epochs
+    if args.train_clips:
+        raw["task"]["n_train"] = args.train_clips
     if args.bands:
         raw["bands"] = [band for band in raw["bands"] if band["name"] in args.bands.split(",")]
     rooms = raw["task"]["sources"][0]
@@ -198,6 +201,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8, help="trials per band and model")
     parser.add_argument("--seeds", type=int, default=3, help="re-training seeds of each best config")
     parser.add_argument("--epochs", type=int, default=0, help="epochs per trial (default: the YAML's)")
+    parser.add_argument("--train-clips", type=int, default=0, help="training clips per band (default: the YAML's)")
     parser.add_argument("--bands", default="", help="comma-separated band names, e.g. 500,3000")
     parser.add_argument("--rooms", type=int, default=0, help="n_rooms of the room bank (default: the YAML's)")
     parser.add_argument("--positions", type=int, default=0, help="positions_per_room (default: the YAML's)")
