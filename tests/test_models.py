@@ -64,7 +64,7 @@ def test_frame_features_are_the_averaged_ones_per_frame() -> None:
 
 @pytest.mark.parametrize("model", models(), ids=lambda m: m.name or "factory")
 def test_every_model_gives_logits_per_clip_and_learns(model: ModelConfig, frames: BandDataset) -> None:
-    data = frames if model.feature_kind == "frames" else generate(TASK, BAND)
+    data = frames if model.feature_kind == "frames" else generate(TASK, BAND, features=model.feature_kind)
     net = build_model(model, data.input_shape, data.n_classes)
     assert net(data.train_x[:5]).shape == (5, data.n_classes)
     result = train(TrainConfig(optimizer="adam", lr=1e-2, epochs=5, batch_size=32, model=model), data, device="cpu")

@@ -98,8 +98,9 @@ def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None, featur
 
 def standardiser(train_x: torch.Tensor, features: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """Features -> features standardised with the training clips' mean and deviation (per feature;
-    per frame map, over the frames too), as every split of a band's dataset is."""
-    over = (0, 3) if features == "frames" else (0,)
+    per frame map over the frames too, per steered map over the directions), as every split of a
+    band's dataset is."""
+    over = (0, 3) if features in ("frames", "steered") else (0,)
     mean, std = train_x.mean(dim=over, keepdim=True), train_x.std(dim=over, keepdim=True).clamp_min(1e-6)
     return lambda x: ((x - mean) / std).contiguous()
 

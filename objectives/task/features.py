@@ -13,6 +13,9 @@ The `pairs` kind instead gives every microphone pair (m, n), m < n, the phase of
 sum_frames W_m W_n^*, where W is each frame's spectrum whitened to unit magnitude (PHAT): SRP-PHAT's
 steered response at any direction is a weighted sum of these cosines and sines, so a linear
 layer on them can express it.
+
+The `steered` kind gives SRP-PHAT's and MUSIC's responses per bin over a circle of directions
+(objectives/task/steered.py): the classical methods' own evidence, before they sum it over bins.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 import torchaudio
 
 from objectives.task.config import Band, TaskConfig
+from objectives.task.steered import circle_angles, steered_responses, steering_vectors
 
 
 def band_bins(task: TaskConfig, band: Band) -> torch.Tensor:
@@ -34,7 +38,8 @@ class BandFeatures(torch.nn.Module):
     (batch, (mics + 2*(mics-1)) * bins) from frame-averaged spectra, or `frames`, a map per frame
     (batch, mics + 2*(mics-1), bins, frames). Channels: each mic's log power (less the clip's
     mean, for level invariance), then the cos and sin of each mic's phase against mic 0.
-    `pairs`: one vector (batch, 2 * pairs * bins), the cos and sin of each pair's whitened phase."""
+    `pairs`: one vector (batch, 2 * pairs * bins), the cos and sin of each pair's whitened phase.
+    `steered`: (batch, 2, bins, directions), SRP-PHAT's and MUSIC's response per bin and direction."""
 
     def __init__(self, task: TaskConfig, band: Band, kind: str = "averaged"):
         super().__init__()
@@ -48,6 +53,9 @@ class BandFeatures(torch.nn.Module):
         if self.bins.numel() == 0:
             raise ValueError(f"band {band.name!r} covers no STFT bin at n_fft={task.n_fft}")
         self.kind = kind
+        if kind == "steered":
+            freqs = torch.fft.rfftfreq(task.n_fft, d=1.0 / task.sample_rate)[self.bins]
+            self.register_buffer("steering", steering_vectors(task.array, freqs, circle_angles(task.class_width_deg)))
 
     def band_spectra(self, waveforms: torch.Tensor) -> torch.Tensor:
         """The STFT on the band's bins, (batch, mics, bins, frames)."""
@@ -57,6 +65,8 @@ class BandFeatures(torch.nn.Module):
         spec = self.band_spectra(waveforms)
         if self.kind == "pairs":
             return pair_phases(spec)
+        if self.kind == "steered":
+            return steered_responses(spec, self.steering)
         power, cross = spec.abs().pow(2), spec[:, 1:] * spec[:, :1].conj()  # cross-spectra against mic 0
         if self.kind == "averaged":
             power, cross = power.mean(dim=-1), cross.mean(dim=-1)

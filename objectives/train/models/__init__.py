@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 # What a model reads: one vector per clip (averaged over frames: mics' log power, then the cos and
 # sin of each mic's phase against mic 0), the same per frame, (channels, bins, frames), or one
-# vector of every mic pair's whitened phase (objectives/task/features.py).
-FEATURE_KINDS = ("averaged", "frames", "pairs")
+# vector of every mic pair's whitened phase, or SRP-PHAT's and MUSIC's response per bin over a circle
+# of directions, (2, bins, directions) (objectives/task/features.py).
+FEATURE_KINDS = ("averaged", "frames", "pairs", "steered")
 _RESERVED = ("name", "factory", "features", "code_dir")
 
 
@@ -38,6 +39,12 @@ def _mlp(shape: tuple[int, ...], n_classes: int, **settings: Any) -> nn.Module:
     from objectives.train.models.mlp import build_mlp
 
     return build_mlp(shape, n_classes, **settings)
+
+
+def _steered_cnn(shape: tuple[int, ...], n_classes: int, **settings: Any) -> nn.Module:
+    from objectives.train.models.steered_cnn import SteeredResponseCNN
+
+    return SteeredResponseCNN(shape, n_classes, **settings)
 
 
 def _frame_net(kind: str) -> Callable[..., nn.Module]:
@@ -62,6 +69,9 @@ MODELS: dict[str, ModelSpec] = {
     "crnn": ModelSpec(_frame_net("CRNN"), "frames",
                       {"channels": 16, "layers": 1, "kernel": 3, "hidden": 32, "dropout": 0.1, "frame_pool": 3},
                       integers=("channels", "layers", "kernel", "hidden", "frame_pool")),
+    # Circular convolutions over SRP-PHAT's and MUSIC's per-bin responses, one logit per direction.
+    "steered_cnn": ModelSpec(_steered_cnn, "steered", {"channels": 32, "layers": 2, "kernel": 5, "dropout": 0.1},
+                             integers=("channels", "layers", "kernel")),
 }
 
 
