@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from search.stats import earlier, fmt, km_median, logrank, mean_ci, separated, sign
+from search.stats import earlier, fmt, km_median, logrank, mean_ci, paired_interval, separated, sign
 
 
 def test_mean_ci_is_the_t_interval() -> None:
@@ -18,6 +18,18 @@ def test_mean_ci_is_the_t_interval() -> None:
     assert mean == pytest.approx(2.0) and half == pytest.approx(4.3027 / math.sqrt(3), rel=1e-4)
     assert math.isnan(mean_ci([5.0])[1]) and fmt([5.0]) == "5.000"
     assert fmt([]) == "-"
+
+
+def test_the_paired_interval_is_the_normal_one_on_a_large_sample() -> None:
+    # Differences of correct/incorrect per item (-1, 0, 1): the bootstrap interval of their mean
+    # matches mean ± 1.96 sd / sqrt(n) from first principles.
+    rng = np.random.default_rng(3)
+    a, b = rng.random(4000) < 0.55, rng.random(4000) < 0.5
+    differences = a.astype(float) - b.astype(float)
+    mean, low, high = paired_interval(differences)
+    half = 1.96 * differences.std(ddof=1) / math.sqrt(len(differences))
+    assert mean == pytest.approx(differences.mean())
+    assert low == pytest.approx(mean - half, abs=0.002) and high == pytest.approx(mean + half, abs=0.002)
 
 
 def test_claims_only_where_intervals_separate() -> None:

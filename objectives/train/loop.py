@@ -38,6 +38,7 @@ class TrainResult:
     train_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     dynamics: dict[str, float] = field(default_factory=dict)  # the `summary.*` values (dynamics, memory)
+    model: torch.nn.Module | None = field(default=None, repr=False, compare=False)  # trained, on its device
 
 
 def default_device() -> torch.device:
@@ -58,6 +59,13 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, span_deg:
         correct += (predicted == target).sum().item()
         error_sum += class_error_deg(predicted, target, logits.shape[1], span_deg).sum().item()
     return {"val_loss": loss_sum / len(x), "val_accuracy": correct / len(x), "val_angle_error_deg": error_sum / len(x)}
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The class `model` gives each clip of `x`, in evaluation mode."""
+    model.eval()
+    return torch.cat([model(x[start : start + _EVAL_CHUNK]).argmax(dim=1) for start in range(0, len(x), _EVAL_CHUNK)])
 
 
 def train(
@@ -142,4 +150,5 @@ def train(
         result.train_seconds = time.perf_counter() - started
         reporter.report(epoch, metrics)
     result.dynamics = {**meter.summary(), **memory.summary()}
+    result.model = model
     return result

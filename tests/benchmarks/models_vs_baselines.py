@@ -1,8 +1,9 @@
-"""Benchmark: the tuned MLP, phase-map CNN, CRNN and pair-phase MLP against MUSIC and SRP-PHAT in unseen rooms.
+"""Benchmark: the tuned networks (MLP, phase-map CNN, CRNN, pair-phase MLP, steered-response CNN) against MUSIC
+and SRP-PHAT in unseen rooms.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/models_vs_baselines.py [--trials 8] [--seeds 3]
         [--epochs E] [--train-clips N] [--bands 500,3000] [--rooms 10] [--positions 24]
-        [--symmetric-views off] [--quick]
+        [--symmetric-views off] [--models mlp,steered_cnn] [--figure PNG] [--quick]
 
 On spaces/reverberant_circular.yaml (6-mic ring, 36 classes), per model: a short study (--trials
 per band, the YAML's space plus the model's settings; its validation clips come from the bank's
@@ -10,11 +11,13 @@ per band, the YAML's space plus the model's settings; its validation clips come 
 with --seeds seeds in this process on one CPU thread and scored on test rooms that neither the
 training nor the choice of config saw: 8 of the 10 rooms of a second bank, drawn with another
 task seed (mean ± 95 % t-interval over the seeds), beside MUSIC and SRP-PHAT on the same test
-clips (all of them). Also the time per epoch of each model (mean over the re-trainings' epochs,
+clips (all of them), and paired with each of them clip by clip (the network's per-clip score
+averaged over its seeds, minus the baseline's; a bootstrap interval over the clips, which the
+seed interval does not cover). Also the time per epoch of each model (mean over the re-trainings' epochs,
 evaluation included) and the final training loss against the test loss. --rooms/--positions
 change the room bank; its simulation (a first launch's cost) is timed. --symmetric-views on|off
-overrides the source's `symmetric_views` (training on each room in the ring's 12 orientations). Writes
-tests/benchmarks/figures/models_vs_baselines.png.
+overrides the source's `symmetric_views` (training on each room in the ring's 12 orientations). Draws
+tests/benchmarks/figures/models_vs_baselines.png (or --figure).
 """
 
 from __future__ import annotations
@@ -29,16 +32,17 @@ from pathlib import Path
 import torch
 
 from objectives.task import baselines as classical
-from objectives.task.config import BaselineSettings, TaskConfig
-from objectives.task.dataset import load_or_generate, split_features, standardiser
+from objectives.task.config import TaskConfig
+from objectives.task.dataset import load_or_generate, split_clips, split_features, standardiser
+from objectives.task.geometry import class_error_deg
 from objectives.task.sources.rooms import load_or_build_bank
 from objectives.train.config import train_from_dict
-from objectives.train.loop import train
+from objectives.train.loop import predict, train
 from search.config import StudyConfig, parse_config, read_yaml
 from search.driver.launch import summarize
 from search.driver.loop import Launch
 from search.settings import Settings
-from search.stats import fmt, mean_ci, separated
+from search.stats import fmt, mean_ci, paired_interval, separated
 
 ROOT = Path(__file__).parents[2]
 YAML = ROOT / "spaces" / "reverberant_circular.yaml"
@@ -47,7 +51,9 @@ FRAME_SPACE = {"channels": {"choices": [8, 16, 32]}, "hidden": {"choices": [32, 
                "dropout": {"low": 0.0, "high": 0.3}}
 MODEL_SPACES = {"mlp": {"hidden": {"choices": [64, 128, 256]}, "dropout": {"low": 0.0, "high": 0.3}},
                 "pair_mlp": {"hidden": {"choices": [128, 256, 512]}, "dropout": {"low": 0.0, "high": 0.4}},
-                "cnn": FRAME_SPACE, "crnn": FRAME_SPACE}
+                "cnn": FRAME_SPACE, "crnn": FRAME_SPACE,
+                "steered_cnn": {"channels": {"choices": [16, 32, 64]}, "layers": {"choices": [1, 2, 3]},
+                                "dropout": {"low": 0.0, "high": 0.3}}}
 BASELINES = ("music", "srp_phat")
 
 
@@ -83,11 +89,29 @@ def test_task() -> TaskConfig:
     return dataclasses.replace(task, seed=task.seed + 1, n_train=task.n_angle_bins, sources=(test_rooms,))
 
 
-def score_baselines(config: StudyConfig, settings: Settings) -> dict[str, dict[str, float]]:
-    """MUSIC and SRP-PHAT on every test clip of each band."""
+def baseline_predictions(config: StudyConfig, settings: Settings) -> dict[str, dict[str, torch.Tensor]]:
+    """Per band: MUSIC's and SRP-PHAT's class for every test clip, and the clips' `labels`."""
     test = test_task()
-    every_clip = BaselineSettings(methods=list(BASELINES), max_clips=test.n_val)
-    return {plan.band.name: classical.score(test, plan.band, every_clip, settings.cache_dir) for plan in config.bands}
+    out = {}
+    for plan in config.bands:
+        clips = list(split_clips(test, plan.band, "val", settings.cache_dir))
+        waveforms = torch.cat([chunk.waveforms for chunk in clips])
+        out[plan.band.name] = {"labels": torch.cat([chunk.labels for chunk in clips]),
+                               **{m: classical.predict(test, plan.band, m, waveforms) for m in BASELINES}}
+    return out
+
+
+def clip_errors(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each clip's angle error between class centres, as the network and the baselines are scored."""
+    test = test_task()
+    return class_error_deg(predicted, labels, test.n_angle_bins, test.array.span_deg)
+
+
+def baseline_scores(predictions: dict[str, torch.Tensor]) -> dict[str, float]:
+    labels = predictions["labels"]
+    return {key: value for m in BASELINES for key, value in (
+        (f"baseline.{m}.accuracy", (predictions[m] == labels).double().mean().item()),
+        (f"baseline.{m}.angle_error_deg", clip_errors(predictions[m], labels).mean().item()))}
 
 
 def time_bank(config: StudyConfig, settings: Settings) -> float:
@@ -105,9 +129,10 @@ def tune(config: StudyConfig, settings: Settings, name: str) -> dict[str, dict]:
     return {row["band"]: row for row in summarize(launch.bands)}
 
 
-def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> dict[str, list[float]]:
+def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> dict[str, list]:
     """The band's best config re-trained with each seed on one thread: test accuracy and angle
-    error after the last epoch, seconds per epoch, final training and test loss."""
+    error after the last epoch, seconds per epoch, final training and test loss, the class it
+    gives each test clip."""
     plan = next(plan for plan in config.bands if plan.band.name == row["band"])
     best = train_from_dict(dict(row["config"]))
     kind = best.model.feature_kind
@@ -116,9 +141,10 @@ def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> d
     train_x, _ = split_features(config.task, plan.band, "train", settings.cache_dir, kind)
     test_x, test_y = split_features(test_task(), plan.band, "val", settings.cache_dir, kind)
     data = dataclasses.replace(study_data, val_x=standardiser(train_x, kind)(test_x), val_y=test_y)
-    out: dict[str, list[float]] = {"acc": [], "err": [], "epoch_s": [], "train_loss": [], "val_loss": []}
+    out: dict[str, list] = {"acc": [], "err": [], "epoch_s": [], "train_loss": [], "val_loss": [], "predicted": []}
     for seed in range(seeds):
         result = train(dataclasses.replace(best, seed=seed), data, device="cpu", dynamics=False)
+        out["predicted"].append(predict(result.model, data.val_x))
         last = result.history[-1]
         out["acc"].append(last["val_accuracy"])
         out["err"].append(last["val_angle_error_deg"])
@@ -128,22 +154,42 @@ def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> d
     return out
 
 
-def print_tables(scores: dict, baselines: dict, configs: dict, selected: dict) -> None:
+def print_tables(scores: dict, baselines: dict, predicted: dict, configs: dict, selected: dict) -> None:
     """Markdown: accuracy and error per band and method, epoch times and ratios, losses, configs."""
     models = list(next(iter(scores.values())))
     print("| band | " + " | ".join(f"{m} acc / err" for m in models) + " | MUSIC acc / err | SRP-PHAT acc / err |")
     print("| --- " * (len(models) + 3) + "|")
     for band, per_model in scores.items():
-        cells = [f"{fmt(s['acc'])} / {fmt(s['err'], 1)}°" for s in per_model.values()]
+        cells = [f"{fmt(s['acc'])} / {fmt(s['err'], 2)}°" for s in per_model.values()]
         cells += [f"{baselines[band][f'baseline.{m}.accuracy']:.3f} / "
-                  f"{baselines[band][f'baseline.{m}.angle_error_deg']:.1f}°" for m in BASELINES]
+                  f"{baselines[band][f'baseline.{m}.angle_error_deg']:.2f}°" for m in BASELINES]
         print(f"| {band} Hz | " + " | ".join(cells) + " |")
-    print("\nBeats both baselines with intervals apart (accuracy, 95 %):")
+    print("\nBeats both baselines with intervals apart (95 %; accuracy higher, angle error lower):")
     for band, per_model in scores.items():
-        best_base = max(baselines[band][f"baseline.{m}.accuracy"] for m in BASELINES)
-        verdicts = {m: separated(s["acc"], [best_base] * 2) for m, s in per_model.items()}
-        print(f"- {band} Hz: " + ", ".join(f"{m} {'above' if v > 0 else 'below' if v < 0 else 'overlaps'}"
-                                           for m, v in verdicts.items()))
+        best_acc = max(baselines[band][f"baseline.{m}.accuracy"] for m in BASELINES)
+        best_err = min(baselines[band][f"baseline.{m}.angle_error_deg"] for m in BASELINES)
+        words = {1: "better", -1: "worse", 0: "overlaps"}
+        print(f"- {band} Hz: " + ", ".join(
+            f"{m} accuracy {words[separated(s['acc'], [best_acc] * 2)]}, "
+            f"error {words[-separated(s['err'], [best_err] * 2)]}" for m, s in per_model.items()))
+    print("\nPaired over the test clips (each scored by both): network minus baseline, the network's "
+          "per-clip score averaged over its seeds; mean [95 % bootstrap interval over clips]:\n")
+    print("| band | model | " + " | ".join(f"accuracy − {m} | angle error − {m}" for m in BASELINES) + " |")
+    print("| --- " * (2 + 2 * len(BASELINES)) + "|")
+    for band, per_model in scores.items():
+        labels = predicted[band]["labels"]
+        for model, s in per_model.items():
+            per_seed = torch.stack([p == labels for p in s["predicted"]]).double()
+            assert torch.allclose(per_seed.mean(1), torch.tensor(s["acc"], dtype=torch.float64)), "clips out of line"
+            correct = per_seed.mean(0)
+            error = torch.stack([clip_errors(p, labels) for p in s["predicted"]]).mean(0)
+            cells = []
+            for m in BASELINES:
+                for mine, theirs, digits in ((correct, (predicted[band][m] == labels).double(), 3),
+                                             (error, clip_errors(predicted[band][m], labels), 2)):
+                    mean, low, high = paired_interval((mine - theirs).tolist())
+                    cells.append(f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
+            print(f"| {band} Hz | {model} | " + " | ".join(cells) + " |")
     nets = [m for m in models if m != "mlp"]
     print("\n| band | " + " | ".join(f"{m} s/epoch" for m in models) + "".join(f" | {m} / mlp" for m in nets) + " |")
     print("| --- " * (len(models) + len(nets) + 1) + "|")
@@ -207,7 +253,9 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=0, help="positions_per_room (default: the YAML's)")
     parser.add_argument("--symmetric-views", choices=["on", "off"], help="the source's symmetric_views "
                         "(default: the YAML's)")
-    parser.add_argument("--models", default="mlp,cnn,crnn,pair_mlp", help="mlp first (the time ratios' base)")
+    parser.add_argument("--models", default="mlp,cnn,crnn,pair_mlp,steered_cnn",
+                        help="mlp first (the time ratios' base)")
+    parser.add_argument("--figure", default=str(FIGURE), help="where the PNG goes")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 trials, 2 epochs, 2 seeds, 3000 Hz")
     args = parser.parse_args()
     if args.quick:
@@ -216,6 +264,7 @@ def main() -> None:
     started = time.perf_counter()
     scores: dict = {}
     baselines: dict = {}
+    predicted: dict = {}  # per band, each baseline's class for every test clip, and the labels
     configs: dict = {}
     selected: dict = {}  # the best trial's validation accuracy, on which it was picked
     with tempfile.TemporaryDirectory() as folder:
@@ -226,7 +275,8 @@ def main() -> None:
                 rooms = config.task.sources[0]
                 print(f"room bank {rooms.n_rooms} rooms x {rooms.positions_per_room} positions: "
                       f"{time_bank(config, settings):.1f} s to simulate (first launch only)")
-                baselines = score_baselines(config, settings)
+                predicted = baseline_predictions(config, settings)
+                baselines = {band: baseline_scores(p) for band, p in predicted.items()}
             tuned = time.perf_counter()
             rows = tune(config, settings, f"bench-{model}")
             print(f"{model}: {args.trials} trials x {len(rows)} bands in {time.perf_counter() - tuned:.0f} s")
@@ -238,9 +288,9 @@ def main() -> None:
     print(f"\n{len(config.bands)} bands, {args.trials} trials per band and model, {config.training.epochs} epochs, "
           f"{args.seeds} seeds; test set: all {test.n_val} clips of {test.sources[0].held_out_rooms} test rooms "
           f"(another bank's) for every method; wall {time.perf_counter() - started:.0f} s\n")
-    print_tables(scores, baselines, configs, selected)
-    plot(scores, baselines, FIGURE)
-    print(f"\nfigure: {FIGURE.relative_to(ROOT)}")
+    print_tables(scores, baselines, predicted, configs, selected)
+    plot(scores, baselines, Path(args.figure))
+    print(f"\nfigure: {args.figure}")
 
 
 if __name__ == "__main__":

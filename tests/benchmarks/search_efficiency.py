@@ -3,7 +3,8 @@ through each method, over many seeds; `search_efficiency_report.py` turns the re
 README's table and figure.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/search_efficiency.py [--seeds 10] [--trials 20]
-        [--space spaces/audio_angle.yaml] [--target-band 1000] [--methods ...] [--out FILE.jsonl]
+        [--space spaces/audio_angle.yaml] [--bands 3000,...] [--target-band 1000] [--methods ...]
+        [--out FILE.jsonl]
 
 Methods (one launch each per seed, all bands unless said):
   tpe-median     bandsearch as shipped: TPE + the median pruner (the study file's search section);
@@ -136,12 +137,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=20, help="trials per band")
     parser.add_argument("--space", default=str(ROOT / "spaces" / "audio_angle.yaml"))
+    parser.add_argument("--bands", default="", help="comma-separated band names (default: the study file's)")
     parser.add_argument("--target-band", default="1000", help="the band transfer and lr-seeded start")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", default=str(FIGURES / "search_efficiency.jsonl"))
     args = parser.parse_args()
     source, out = Path(args.space), Path(args.out)
     raw = yaml.safe_load(source.read_text())
+    if args.bands:
+        raw["bands"] = [band for band in raw["bands"] if band["name"] in args.bands.split(",")]
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings.resolve(run_dir=folder)
         for seed in range(args.seeds):
