@@ -21,8 +21,12 @@ BANDS = [Band("500", 500, 150), Band("1000", 1000, 300), Band("3000", 3000, 900)
 N_CLASSES = {"linear": 18, "circular": 36}  # 10-degree classes over each array's span
 
 
-def task_for(geometry: str) -> TaskConfig:
-    return TaskConfig(array=ARRAYS[geometry], n_angle_bins=N_CLASSES[geometry])
+def steered(geometry: str, band: Band) -> tuple[TaskConfig, BandFeatures, np.ndarray, np.ndarray]:
+    """The task of 10-degree classes on `geometry`, its steered features, the band's bins and their Hz."""
+    task = TaskConfig(array=ARRAYS[geometry], n_angle_bins=N_CLASSES[geometry])
+    extract = BandFeatures(task, band, "steered")
+    bins = extract.bins.numpy()
+    return task, extract, bins, bins * task.sample_rate / task.n_fft
 
 
 def tones(task: TaskConfig, freqs: np.ndarray, angle_deg: float, rng: np.random.Generator) -> torch.Tensor:
@@ -41,10 +45,7 @@ def test_a_tone_from_a_class_centre_peaks_there_in_every_bin(geometry: str, band
     # Tones on every other bin centre (the Hann window's spectrum is zero two bins away): each
     # bin's frames are one plane wave, so SRP-PHAT is exactly 1 at its direction (at most 1
     # anywhere) and MUSIC's noise subspace is orthogonal to its steering vector.
-    task = task_for(geometry)
-    extract = BandFeatures(task, band, "steered")
-    bins = extract.bins.numpy()
-    freqs = bins * task.sample_rate / task.n_fft
+    task, extract, bins, freqs = steered(geometry, band)
     directions = circle_angles(task.class_width_deg).numpy()
     assert directions.size == 36 and np.allclose(directions[: task.n_angle_bins], (np.arange(task.n_angle_bins) + 0.5)
                                                  * task.class_width_deg)
@@ -67,10 +68,7 @@ def test_summed_over_bins_they_pick_the_direction_pyroomacoustics_picks(geometry
     # Noisy clips (a tone mixture from a random direction plus independent noise at each mic):
     # SRP-PHAT summed over the band's bins, and MUSIC's 1 / |E_n^H a|^2 summed, peak at the same
     # grid direction as pyroomacoustics' SRP and MUSIC on the same STFT frames.
-    task = task_for(geometry)
-    extract = BandFeatures(task, band, "steered")
-    bins = extract.bins.numpy()
-    freqs = bins * task.sample_rate / task.n_fft
+    task, extract, bins, freqs = steered(geometry, band)
     grid = np.radians(circle_angles(task.class_width_deg).numpy())
     rng = np.random.default_rng(1)
     picked = {"srp": [], "music": []}
