@@ -58,8 +58,12 @@ def score(task: TaskConfig, band: Band, settings: BaselineSettings, cache_dir: P
     labels = torch.cat([clips.labels for clips in chunks])[: settings.max_clips]
     metrics = {"baseline.test_clips": float(len(labels))}
     for method in settings.methods:
-        predicted = predict(task, band, method, waveforms)
-        metrics[f"baseline.{method}.accuracy"] = (predicted == labels).double().mean().item()
-        metrics[f"baseline.{method}.angle_error_deg"] = class_error_deg(
-            predicted, labels, task.n_angle_bins, task.array.span_deg).mean().item()
+        metrics.update(method_scores(task, method, predict(task, band, method, waveforms), labels))
     return metrics
+
+
+def method_scores(task: TaskConfig, method: str, predicted: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """`baseline.<method>.accuracy` and `.angle_error_deg` of its classes for clips of those labels."""
+    return {f"baseline.{method}.accuracy": (predicted == labels).double().mean().item(),
+            f"baseline.{method}.angle_error_deg": class_error_deg(
+                predicted, labels, task.n_angle_bins, task.array.span_deg).mean().item()}

@@ -22,8 +22,8 @@ import math
 
 import torch
 
-from objectives.task.array import SPEED_OF_SOUND, ArrayConfig
-from objectives.task.geometry import mic_positions
+from objectives.task.array import ArrayConfig
+from objectives.task.geometry import plane_wave_delays
 
 _FLOOR = 1e-6  # MUSIC's |E_n^H a|² / |a|² floor: at most 13.8 on the log scale
 
@@ -36,9 +36,7 @@ def circle_angles(class_width_deg: float) -> torch.Tensor:
 
 def steering_vectors(array: ArrayConfig, freqs_hz: torch.Tensor, angles_deg: torch.Tensor) -> torch.Tensor:
     """a_m(f, θ) = exp(j 2π f p_m·u(θ) / c), shape (bins, angles, mics), complex128."""
-    theta = torch.deg2rad(angles_deg.to(torch.float64))
-    towards = torch.stack([torch.cos(theta), torch.sin(theta)], dim=-1)  # (angles, 2)
-    lead_s = towards @ mic_positions(array).T / SPEED_OF_SOUND  # (angles, mics): how early each mic hears it
+    lead_s = -plane_wave_delays(array, angles_deg)  # (angles, mics): how early each mic hears it
     return torch.exp(2j * math.pi * freqs_hz.to(torch.float64)[:, None, None] * lead_s[None])
 
 
