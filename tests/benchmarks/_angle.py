@@ -15,7 +15,7 @@ import torch
 from objectives.task.dataset import BandDataset, load_or_generate
 from objectives.train.config import TrainConfig
 from objectives.train.loop import TrainResult, train
-from search.config import load_config
+from search.config import load_config, read_yaml
 
 ROOT = Path(__file__).parents[2]
 FIGURES = Path(__file__).parent / "figures"
@@ -68,3 +68,16 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def study_data(path: str | Path, model: str = "") -> dict[str, Any]:
+    """A study file's data, with `training.model` the built-in `model` at its default settings when
+    one is named: the default study's figures in the README say which model they were measured with."""
+    data = read_yaml(Path(path), "study file")
+    if model:
+        data["training"]["model"] = {"name": model}
+    return data
+
+
+def model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="", help="a built-in model in place of the study file's (default settings)")

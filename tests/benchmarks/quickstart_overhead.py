@@ -1,6 +1,6 @@
 """Benchmark: wall time of the quick-start study and the share of it spent outside training.
 
-    .venv/bin/python tests/benchmarks/quickstart_overhead.py [SPACE.yaml] [--trials N] [--scale K]
+    .venv/bin/python tests/benchmarks/quickstart_overhead.py [SPACE.yaml] [--trials N] [--scale K] [--model mlp]
 
 Runs the study in a fresh folder, then reads every trial's `train_seconds` (time inside the
 training loop, reporting excluded) and `trial_seconds` (the whole task body) back from MLflow.
@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 import ray
+from _angle import model_option, study_data
 from mlflow.tracking import MlflowClient
 
-from search.config import load_config
+from search.config import parse_config
 from search.driver.loop import Launch
 from search.settings import Settings
 
@@ -34,8 +35,9 @@ def main() -> None:
     parser.add_argument("space", nargs="?", default=str(ROOT / "spaces" / "audio_angle.yaml"))
     parser.add_argument("--trials", type=int, help="trials per band (default: the file's)")
     parser.add_argument("--scale", type=int, default=1, help="multiply the training set: longer trials")
+    model_option(parser)
     args = parser.parse_args()
-    config = load_config(args.space)
+    config = parse_config(study_data(args.space, args.model), Path(args.space))
     if args.trials:
         config = dataclasses.replace(config, search=dataclasses.replace(config.search, trials_per_band=args.trials))
     config = dataclasses.replace(config,

@@ -3,8 +3,8 @@ through each method, over many seeds; `search_efficiency_report.py` turns the re
 README's table and figure.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/search_efficiency.py [--seeds 10] [--trials 20]
-        [--space spaces/audio_angle.yaml] [--bands 3000,...] [--target-band 1000] [--methods ...]
-        [--out FILE.jsonl]
+        [--space spaces/audio_angle.yaml] [--model mlp] [--bands 3000,...] [--target-band 1000]
+        [--methods ...] [--out FILE.jsonl]
 
 Methods (one launch each per seed, all bands unless said):
   tpe-median     bandsearch as shipped: TPE + the median pruner (the study file's search section);
@@ -39,7 +39,7 @@ from typing import Any
 
 import optuna
 import ray
-import yaml
+from _angle import model_option, study_data
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -137,13 +137,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--trials", type=int, default=20, help="trials per band")
     parser.add_argument("--space", default=str(ROOT / "spaces" / "audio_angle.yaml"))
+    model_option(parser)
     parser.add_argument("--bands", default="", help="comma-separated band names (default: the study file's)")
     parser.add_argument("--target-band", default="1000", help="the band transfer and lr-seeded start")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", default=str(FIGURES / "search_efficiency.jsonl"))
     args = parser.parse_args()
     source, out = Path(args.space), Path(args.out)
-    raw = yaml.safe_load(source.read_text())
+    raw = study_data(source, args.model)
     if args.bands:
         raw["bands"] = [band for band in raw["bands"] if band["name"] in args.bands.split(",")]
     with tempfile.TemporaryDirectory() as folder:
@@ -166,8 +167,9 @@ def main() -> None:
                 for method, bands in results.items():
                     if method in wanted:
                         for band, records in bands.items():
-                            stream.write(json.dumps({"method": method, "seed": seed, "band": band,
-                                                     "space": source.name, "trials": records}) + "\n")
+                            record = {"method": method, "seed": seed, "band": band, "space": source.name,
+                                      "model": raw["training"].get("model", {}), "trials": records}
+                            stream.write(json.dumps(record) + "\n")
             print(f"seed {seed}: {sorted(wanted)} in {time.perf_counter() - started:.0f} s", flush=True)
         ray.shutdown()
 
