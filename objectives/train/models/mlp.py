@@ -1,4 +1,4 @@
-"""The MLP over frame-averaged band features: the first model, and the default."""
+"""The MLP over frame-averaged band features: the first model, and the one a study file that names none trains."""
 
 from __future__ import annotations
 
