@@ -14,7 +14,7 @@ from objectives.task.array import SPEED_OF_SOUND, ArrayConfig
 from objectives.task.config import Band, TaskConfig
 from objectives.task.features import BandFeatures
 from objectives.task.steered import circle_angles
-from objectives.train.models.steered_cnn import SteeredResponseCNN
+from objectives.train.models.steered_cnn import CircularConv, SteeredResponseCNN
 
 ARRAYS = {"linear": ArrayConfig(), "circular": ArrayConfig(geometry="circular", n_mics=6, radius_m=0.035)}
 BANDS = [Band("500", 500, 150), Band("1000", 1000, 300), Band("3000", 3000, 900)]
@@ -110,3 +110,15 @@ def test_the_steered_cnn_turns_with_the_map(kernel: int) -> None:
     assert SteeredResponseCNN((2, 5, 36), 18, 8, 1, 3, 0.0)(maps).shape == (3, 18)  # a line's classes: the first half
     with pytest.raises(ValueError, match="37 classes but only 36 directions"):
         SteeredResponseCNN((2, 5, 36), 37, 8, 1, 3, 0.0)
+
+
+@pytest.mark.parametrize(("directions", "kernel"), [(36, 5), (36, 4), (3, 7), (2, 8)])
+def test_a_circular_convolution_is_the_sum_around_the_circle(directions: int, kernel: int) -> None:
+    # y[d] = b + sum_k w[k] x[(d + k - kernel // 2) mod n], written out; a kernel may be wider than the circle.
+    conv = CircularConv(3, 2, kernel)
+    x = torch.randn(2, 3, directions, generator=torch.Generator().manual_seed(1))
+    weight, bias = conv.conv.weight.detach(), conv.conv.bias.detach()
+    expected = torch.stack([bias[None, :] + sum(x[:, :, (d + k - kernel // 2) % directions] @ weight[:, :, k].T
+                                                for k in range(kernel)) for d in range(directions)], dim=-1)
+    with torch.no_grad():
+        assert torch.allclose(conv(x), expected, atol=1e-5)
