@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 import services
+import torch
 import yaml
 from conftest import tiny_config, write_yaml
 
+from objectives.localizer import Localizer
+from objectives.task.dataset import split_clips
+from objectives.task.geometry import angle_classes
+from search.export import load_best_config
 from search.storage import open_storage
 
 pytestmark = pytest.mark.timeout(300)
@@ -46,10 +51,21 @@ def test_launch_export_train(tmp_path: Path) -> None:
     document = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert set(document["bands"]) == {"500", "3000"}
     recorded = document["bands"]["3000"]["result"]["val_accuracy"]
-    trained = bandsearch("train", "best.yaml", "--band", "3000", "--run-dir", run_dir, cwd=tmp_path)
+    trained = bandsearch("train", "best.yaml", "--band", "3000", "--run-dir", run_dir, "--save", "doa.pt",
+                         cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     retrained = float(re.search(r"band 3000 Hz: val_accuracy ([0-9.]+) \(", trained.stdout).group(1))
     assert retrained == pytest.approx(recorded, abs=0.02)
+    # The saved network, from the validation clips' waveforms, scores what the retraining printed.
+    best = load_best_config(tmp_path / "best.yaml", "3000")
+    clips = list(split_clips(best.task, best.band, "val"))
+    azimuths = Localizer.load(tmp_path / "doa.pt")(torch.cat([c.waveforms for c in clips]))
+    truth = angle_classes(best.task)[torch.cat([c.labels for c in clips])]
+    assert (azimuths == truth).double().mean().item() == pytest.approx(retrained, abs=5e-5)
+    unwritable = bandsearch("train", "best.yaml", "--band", "3000", "--run-dir", run_dir, "--save", "no/such/dir/x.pt",
+                            cwd=tmp_path)
+    assert unwritable.returncode == 2
+    assert "--save no/such/dir/x.pt: folder no/such/dir does not exist" in unwritable.stderr
     listed = bandsearch("studies", "--run-dir", run_dir, cwd=tmp_path)
     assert listed.returncode == 0 and "cli" in listed.stdout
 

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,9 @@ class BandDataset:
     val_y: torch.Tensor
     n_classes: int
     span_deg: float = 180.0  # the classes cover [0, span): 180 for a linear array, 360 for a planar one
+    # The training clips' standardisation (`standardisation`), for the features of new clips.
+    feature_mean: torch.Tensor | None = None
+    feature_std: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -85,24 +88,29 @@ def generate(task: TaskConfig, band: Band, cache_dir: Path | None = None, featur
     `cache_dir` holds what sources share between bands (a room simulation's impulse responses)."""
     train_x, train_y = split_features(task, band, "train", cache_dir, features)
     val_x, val_y = split_features(task, band, "val", cache_dir, features)
-    standardise = standardiser(train_x, features)
+    mean, std = standardisation(train_x, features)
     return BandDataset(
-        train_x=standardise(train_x),
+        train_x=standardise(train_x, mean, std),
         train_y=train_y,
-        val_x=standardise(val_x),
+        val_x=standardise(val_x, mean, std),
         val_y=val_y,
         n_classes=task.n_angle_bins,
         span_deg=task.array.span_deg,
+        feature_mean=mean,
+        feature_std=std,
     )
 
 
-def standardiser(train_x: torch.Tensor, features: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Features -> features standardised with the training clips' mean and deviation (per feature;
-    per frame map over the frames too, per steered map over the directions), as every split of a
-    band's dataset is."""
+def standardisation(train_x: torch.Tensor, features: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training clips' mean and deviation per feature (per frame map over the frames too, per
+    steered map over the directions), shaped to broadcast over a batch."""
     over = (0, 3) if features in ("frames", "steered") else (0,)
-    mean, std = train_x.mean(dim=over, keepdim=True), train_x.std(dim=over, keepdim=True).clamp_min(1e-6)
-    return lambda x: ((x - mean) / std).contiguous()
+    return train_x.mean(dim=over, keepdim=True), train_x.std(dim=over, keepdim=True).clamp_min(1e-6)
+
+
+def standardise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Features standardised as every split of a band's dataset is."""
+    return ((x - mean) / std).contiguous()
 
 
 def load_or_generate(task: TaskConfig, band: Band, cache_dir: Path | None, features: str = "averaged") -> BandDataset:
@@ -111,7 +119,9 @@ def load_or_generate(task: TaskConfig, band: Band, cache_dir: Path | None, featu
         return generate(task, band, features=features)
     path = Path(cache_dir) / f"band-{cache_key(task, band, features)}.pt"
     if path.exists():
-        return BandDataset(**torch.load(path, weights_only=True))
+        cached = torch.load(path, weights_only=True)
+        if cached.get("feature_mean") is not None:  # else written before the standardisation was kept: rebuilt
+            return BandDataset(**cached)
     log.info("generating dataset for band %s into %s", band.name, path)
     data = generate(task, band, cache_dir, features)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ import torch
 
 from objectives.task import baselines as classical
 from objectives.task.config import TaskConfig
-from objectives.task.dataset import load_or_generate, split_clips, split_features, standardiser
+from objectives.task.dataset import load_or_generate, split_clips, split_features, standardise
 from objectives.task.geometry import class_error_deg
 from objectives.task.sources.rooms import load_or_build_bank
 from objectives.train.config import train_from_dict
@@ -131,9 +131,9 @@ def retrain(config: StudyConfig, settings: Settings, row: dict, seeds: int) -> d
     kind = best.model.feature_kind
     study_data = load_or_generate(config.task, plan.band, settings.cache_dir, kind)
     # The test clips standardised as the training clips were (the study's statistics, not their own).
-    train_x, _ = split_features(config.task, plan.band, "train", settings.cache_dir, kind)
     test_x, test_y = split_features(test_task(), plan.band, "val", settings.cache_dir, kind)
-    data = dataclasses.replace(study_data, val_x=standardiser(train_x, kind)(test_x), val_y=test_y)
+    test_x = standardise(test_x, study_data.feature_mean, study_data.feature_std)
+    data = dataclasses.replace(study_data, val_x=test_x, val_y=test_y)
     out: dict[str, list] = {"acc": [], "err": [], "epoch_s": [], "train_loss": [], "val_loss": [], "predicted": []}
     for seed in range(seeds):
         result = train(dataclasses.replace(best, seed=seed), data, device="cpu", dynamics=False)
