@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                     "quiet": nullcontext}[args.progress]
         with progress() as view:
             bands = launch(config, study, settings, view, address=args.address, num_cpus=args.num_cpus,
-                           take_over=args.take_over)
+                           take_over=args.take_over, started=True)
         print_summary(console, study, summarize(bands), settings.tracking_uri,
                       experiment_of(b.study for b in bands), config.baselines.methods)
     finally:

@@ -23,13 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def launch(config: StudyConfig, study_name: str, settings: Settings, progress: Progress | None = None,
-           address: str | None = None, num_cpus: int | None = None, take_over: bool = False) -> list[BandRun]:
+           address: str | None = None, num_cpus: int | None = None, take_over: bool = False,
+           started: bool = False) -> list[BandRun]:
     """Create or resume the study and run every band to its budget, holding the study's lease
-    (search/lease.py) from before recovery to the last trial; `take_over` takes an expired one."""
+    (search/lease.py) from before recovery to the last trial; `take_over` takes an expired one.
+    `started`: the caller has run search/driver/start.py `start` for this config (the CLI does, before
+    loading the driver), so its model check and Ray join are not repeated."""
     # What cannot work is refused before anything is created (the MLflow store, the storage);
     # Ray is joined in the background while the study is prepared; a failed launch stops what
     # it started.
-    joined_here = start(config, address, num_cpus)
+    joined_here = not started and start(config, address, num_cpus)
     try:
         run = Launch(config, study_name, settings, progress)
         run.tracker.tracker.check()
