@@ -42,7 +42,8 @@ class Localizer(torch.nn.Module):
     @classmethod
     def trained(cls, task: TaskConfig, band: Band, model: ModelConfig, net: torch.nn.Module,
                 data: BandDataset) -> Localizer:
-        """From a training run's network and the dataset it trained on (which holds the standardisation)."""
+        """From a training run's network (moved to the CPU) and the dataset it trained on, which holds the
+        standardisation."""
         if data.feature_mean is None or data.feature_std is None:
             raise ValueError("the dataset has no standardisation statistics; build it with load_or_generate")
         return cls(task, band, model, net.cpu(), data.feature_mean, data.feature_std)
