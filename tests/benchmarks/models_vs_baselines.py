@@ -107,6 +107,14 @@ def clip_errors(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return class_error_deg(predicted, labels, test.n_angle_bins, test.array.span_deg)
 
 
+def baseline_scores(predictions: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Each baseline's accuracy and angle error on the test clips (`baselines.method_scores`)."""
+    test, scores = test_task(), {}
+    for method in BASELINES:
+        scores.update(classical.method_scores(test, method, predictions[method], predictions["labels"]))
+    return scores
+
+
 def time_bank(config: StudyConfig, settings: Settings) -> float:
     """Seconds to simulate the room bank into the run's cache (what a first launch pays once)."""
     started = time.perf_counter()
@@ -269,8 +277,7 @@ def main() -> None:
                 print(f"room bank {rooms.n_rooms} rooms x {rooms.positions_per_room} positions: "
                       f"{time_bank(config, settings):.1f} s to simulate (first launch only)")
                 predicted = baseline_predictions(config, settings)
-                baselines = {band: {key: value for m in BASELINES for key, value in classical.method_scores(
-                    test_task(), m, p[m], p["labels"]).items()} for band, p in predicted.items()}
+                baselines = {band: baseline_scores(p) for band, p in predicted.items()}
             tuned = time.perf_counter()
             rows = tune(config, settings, f"bench-{model}")
             print(f"{model}: {args.trials} trials x {len(rows)} bands in {time.perf_counter() - tuned:.0f} s")
