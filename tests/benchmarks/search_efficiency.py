@@ -4,15 +4,18 @@ README's table and figure.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/search_efficiency.py [--seeds 10] [--trials 20]
         [--space spaces/audio_angle.yaml] [--model mlp] [--bands 3000,...] [--target-band 1000]
-        [--methods ...] [--out FILE.jsonl]
+        [--search-space FILE.yaml] [--methods ...] [--out FILE.jsonl]
 
 Methods (one launch each per seed, all bands unless said):
-  tpe-median     bandsearch as shipped: TPE + the median pruner (the study file's search section);
-                 run as two launches, the bands other than the target band (the source study
-                 of the next two methods), then the target band alone, cold
+  tpe-median     TPE + the median pruner
   tpe-hyperband  TPE + Hyperband (epochs as the resource)
+                 Each runs as two launches: the target band alone (cold), and the other bands. The
+                 one with the study file's pruner is bandsearch as shipped: its launch of the other
+                 bands is the source study of the next two methods, and its target band their cold
+                 twin (the records of those two name it as "cold").
   random         random search, no pruning
-  random-median  random search + the same median pruner: what the sampler buys vs the pruner
+  random-median  random search + the median pruner, and
+  random-hyperband  + Hyperband: what the sampler buys against what the pruner buys
   transfer       the target band alone, started from the finished other bands of the same seed
                  (search.transfer: top 3, lr rescaled by the fitted lr(f))
   lr-seeded      the target band alone, each optimizer's lr range the lr(f) fit of the other bands
@@ -43,7 +46,7 @@ from _angle import model_option, study_data
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.config import parse_config
+from search.config import parse_config, read_yaml
 from search.driver.loop import Launch
 from search.lr_fit import study_fits
 from search.settings import Settings
@@ -53,8 +56,8 @@ from search.studies import band_study_name
 ROOT = Path(__file__).parents[2]
 FIGURES = Path(__file__).parent / "figures"
 Record = list  # [end time, epochs, seconds, value or None]
-METHODS = ("tpe-median", "tpe-hyperband", "random", "random-median", "transfer", "lr-seeded", "ray-tune",
-           "syne-tune")
+METHODS = ("tpe-median", "tpe-hyperband", "random", "random-median", "random-hyperband", "transfer", "lr-seeded",
+           "ray-tune", "syne-tune")
 LR_FACTOR = 3
 
 
@@ -100,15 +103,33 @@ def _lr_seeded(data: dict, storage_url: str, source_study: str) -> tuple[dict, l
     return data, sorted(set(fits) & set(data["space"]["optimizer"]))
 
 
+def _pruner(raw: dict, name: str) -> dict:
+    """The study file's pruner where it has this one (its settings kept), else the named one's defaults."""
+    pruner = raw["search"].get("pruner") or {"name": "hyperband"}
+    return pruner if pruner["name"] == name else {"name": name}
+
+
+def shipped_method(raw: dict) -> str:
+    """The TPE method whose pruner is the study file's: bandsearch as the file configures it."""
+    return f"tpe-{(raw['search'].get('pruner') or {'name': 'hyperband'})['name']}"
+
+
 def bandsearch_methods(raw: dict, source: Path, seed: int, trials: int, target: str, settings: Settings,
                        wanted: set[str]) -> dict[str, dict[str, list[Record]]]:
     others = [b["name"] for b in raw["bands"] if b["name"] != target]
     out: dict[str, dict[str, list[Record]]] = {}
-    source_study = f"s{seed}-tpe-median-others"
-    if wanted & {"tpe-median", "transfer", "lr-seeded"}:
-        out["tpe-median"] = {**run_bandsearch(_study(raw, seed, trials, others), source, source_study, settings),
-                             **run_bandsearch(_study(raw, seed, trials, [target]), source, f"s{seed}-tpe-median",
-                                              settings)}
+    shipped = shipped_method(raw)
+    source_study = f"s{seed}-{shipped}-others"
+    tpe = {m for m in ("tpe-median", "tpe-hyperband") if m in wanted}
+    if wanted & {"transfer", "lr-seeded"}:
+        tpe.add(shipped)
+    for method in sorted(tpe):
+        pruner = {"pruner": _pruner(raw, method.removeprefix("tpe-"))}
+        out[method] = run_bandsearch(_study(raw, seed, trials, [target], **pruner), source, f"s{seed}-{method}",
+                                     settings)
+        if others:
+            out[method].update(run_bandsearch(_study(raw, seed, trials, others, **pruner), source,
+                                              f"s{seed}-{method}-others", settings))
     if "transfer" in wanted:
         transfer = {"from": {"study": source_study}, "top_k": 3, "lr_scaling": "fitted"}
         out["transfer"] = run_bandsearch(_study(raw, seed, trials, [target], transfer=transfer), source,
@@ -117,9 +138,9 @@ def bandsearch_methods(raw: dict, source: Path, seed: int, trials: int, target: 
         data, fitted = _lr_seeded(_study(raw, seed, trials, [target]), settings.storage_url, source_study)
         print(f"  lr-seeded: lr(f) ranges for {fitted}", flush=True)
         out["lr-seeded"] = run_bandsearch(data, source, f"s{seed}-lr-seeded", settings)
-    variants = {"tpe-hyperband": {"pruner": {"name": "hyperband"}},
-                "random": {"sampler": {"name": "random"}, "pruner": {"name": "none"}},
-                "random-median": {"sampler": {"name": "random"}}}
+    variants = {"random": {"sampler": {"name": "random"}, "pruner": {"name": "none"}},
+                "random-median": {"sampler": {"name": "random"}, "pruner": _pruner(raw, "median")},
+                "random-hyperband": {"sampler": {"name": "random"}, "pruner": _pruner(raw, "hyperband")}}
     for method, search in variants.items():
         if method in wanted:
             out[method] = run_bandsearch(_study(raw, seed, trials, **search), source, f"s{seed}-{method}", settings)
@@ -139,12 +160,17 @@ def main() -> None:
     parser.add_argument("--space", default=str(ROOT / "spaces" / "audio_angle.yaml"))
     model_option(parser)
     parser.add_argument("--bands", default="", help="comma-separated band names (default: the study file's)")
+    parser.add_argument("--search-space", help="a YAML file whose content replaces the study file's space: "
+                        "section (tests/benchmarks/wide_space.yaml)")
     parser.add_argument("--target-band", default="1000", help="the band transfer and lr-seeded start")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", default=str(FIGURES / "search_efficiency.jsonl"))
     args = parser.parse_args()
     source, out = Path(args.space), Path(args.out)
     raw = study_data(source, args.model)
+    space_name = source.name + (f" + {Path(args.search_space).name}" if args.search_space else "")
+    if args.search_space:
+        raw["space"] = read_yaml(Path(args.search_space), "search space")
     if args.bands:
         raw["bands"] = [band for band in raw["bands"] if band["name"] in args.bands.split(",")]
     with tempfile.TemporaryDirectory() as folder:
@@ -167,8 +193,10 @@ def main() -> None:
                 for method, bands in results.items():
                     if method in wanted:
                         for band, records in bands.items():
-                            record = {"method": method, "seed": seed, "band": band, "space": source.name,
+                            record = {"method": method, "seed": seed, "band": band, "space": space_name,
                                       "model": raw["training"].get("model", {}), "trials": records}
+                            if method in ("transfer", "lr-seeded"):
+                                record["cold"] = shipped_method(raw)
                             stream.write(json.dumps(record) + "\n")
             print(f"seed {seed}: {sorted(wanted)} in {time.perf_counter() - started:.0f} s", flush=True)
         ray.shutdown()
