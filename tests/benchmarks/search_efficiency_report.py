@@ -134,19 +134,23 @@ def plot(runs: dict, png: Path, rng: np.random.Generator) -> None:
     for axis, band in zip(axes[0], bands):
         longest = max(sum(t[1] for t in trials) for seeds in runs[band].values() for trials in seeds.values())
         grid = np.geomspace(1, longest, 60)
+        target = target_of(runs[band]["random"])
+        shown = [target]  # the y range: every median curve and interval, and the target
         for method, seeds in runs[band].items():
             curves = np.array([running_best(trials, grid) for trials in seeds.values()])
             curves[~np.isfinite(curves)] = np.nan
             middle = np.nanmedian(curves, axis=0)
             picks = rng.integers(0, len(curves), (1000, len(curves)))
-            medians = np.nanmedian(curves[picks], axis=1)
-            line, = axis.plot(grid, middle, label=method, drawstyle="steps-post")
-            axis.fill_between(grid, *np.nanpercentile(medians, [2.5, 97.5], axis=0), color=line.get_color(),
-                              alpha=0.15, step="post")
-        target = target_of(runs[band]["random"])
+            low, high = np.nanpercentile(np.nanmedian(curves[picks], axis=1), [2.5, 97.5], axis=0)
+            color = f"C{ORDER.index(method)}"  # one colour per method in every band and figure
+            axis.plot(grid, middle, label=method, drawstyle="steps-post", color=color)
+            axis.fill_between(grid, low, high, color=color, alpha=0.15, step="post")
+            shown += [np.nanmin(low), np.nanmax(high)]
         axis.axhline(target, color="0.5", linestyle=":", label="target")
+        bottom, top = max(min(shown), target - 0.15), max(shown)  # a first trial far below is cut off
         axis.set(xscale="log", title=f"band {band} Hz", xlabel="trial-epochs",
-                 ylabel="best validation accuracy so far", ylim=(target - 0.15, target + 0.05))
+                 ylabel="best validation accuracy so far",
+                 ylim=(bottom - 0.05 * (top - bottom), top + 0.05 * (top - bottom)))
         axis.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png)
