@@ -46,7 +46,7 @@ from _angle import model_option, study_data
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search.config import parse_config, read_yaml
+from search.config import SearchSettings, parse_config, read_yaml
 from search.driver.loop import Launch
 from search.lr_fit import study_fits
 from search.settings import Settings
@@ -103,15 +103,18 @@ def _lr_seeded(data: dict, storage_url: str, source_study: str) -> tuple[dict, l
     return data, sorted(set(fits) & set(data["space"]["optimizer"]))
 
 
+def _file_pruner(raw: dict) -> dict:
+    return raw["search"].get("pruner") or SearchSettings().pruner
+
+
 def _pruner(raw: dict, name: str) -> dict:
     """The study file's pruner where it has this one (its settings kept), else the named one's defaults."""
-    pruner = raw["search"].get("pruner") or {"name": "hyperband"}
-    return pruner if pruner["name"] == name else {"name": name}
+    return _file_pruner(raw) if _file_pruner(raw)["name"] == name else {"name": name}
 
 
 def shipped_method(raw: dict) -> str:
     """The TPE method whose pruner is the study file's: bandsearch as the file configures it."""
-    return f"tpe-{(raw['search'].get('pruner') or {'name': 'hyperband'})['name']}"
+    return f"tpe-{_file_pruner(raw)['name']}"
 
 
 def bandsearch_methods(raw: dict, source: Path, seed: int, trials: int, target: str, settings: Settings,

@@ -33,15 +33,16 @@ import numpy as np
 FIGURES = Path(__file__).parent / "figures"
 RESAMPLES = 10_000
 TRANSFERRED = ("transfer", "lr-seeded")
+FIRST_COLD = "tpe-median"  # the cold twin of records that do not name theirs (written before they did)
 ORDER = ("tpe-median", "tpe-hyperband", "transfer", "lr-seeded", "random", "random-median", "random-hyperband",
          "ray-tune", "syne-tune")
 
 
 def load(path: Path) -> tuple[dict[str, dict[str, dict[int, list]]], str]:
     """runs[band][method][seed] = trials in completion order, and the method the transferred ones are
-    measured against (their records name it; records from before they did were against tpe-median)."""
+    measured against."""
     runs: dict = defaultdict(lambda: defaultdict(dict))
-    cold = "tpe-median"
+    cold = FIRST_COLD
     for row in map(json.loads, path.read_text().splitlines()):
         runs[row["band"]][row["method"]][row["seed"]] = sorted(row["trials"])
         cold = row.get("cold", cold)
@@ -87,7 +88,7 @@ def _ratio(value: float) -> str:
 
 
 def band_table(band: str, methods: dict[str, dict[int, list]], rng: np.random.Generator,
-               cold: str = "tpe-median") -> tuple[list[str], dict]:
+               cold: str = FIRST_COLD) -> tuple[list[str], dict]:
     target = target_of(methods["random"])
     lines = [f"\n**band {band} Hz**: target {target:.4f} (random search's median best over "
              f"{len(methods['random'])} seeds)\n",
